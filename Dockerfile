@@ -1,0 +1,33 @@
+# opsportal: the web process (runportal --no-worker); the same image runs the
+# Celery worker and beat (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=opsportal.settings \
+    OPSPORTAL_VAR_DIR=/app/var
+
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# Only what the portal runs from: never var/ (secret key, SQLite), .env or .venv.
+COPY manage.py ./
+COPY opsportal ./opsportal
+COPY apps ./apps
+COPY templates ./templates
+COPY static ./static
+
+RUN useradd --system --uid 10001 --home-dir /app --no-create-home opsportal \
+    && mkdir -p /app/var \
+    && chown opsportal:opsportal /app/var
+USER opsportal
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/admin/login/', timeout=4)"]
+
+CMD ["python", "manage.py", "runportal", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

@@ -1,0 +1,168 @@
+"""Structured logging: structlog processors and the LOGGING dict built from settings.
+
+Every line, whether it comes from structlog or from a stdlib logger (Django,
+Celery, uvicorn), goes through the same final chain: context, redaction,
+truncation, then JSON or console rendering.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+REDACTED = "***"
+SENSITIVE_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|cookie|api[-_]?key|credential", re.I)
+# key=value / key: value pairs and URL credentials inside free text.
+SENSITIVE_TEXT = re.compile(
+    r"(?P<key>\b(?:password|passwd|secret|token|api[-_]?key|cookie)\b\s*[=:]\s*)(?P<value>[^\s,;&]+)"
+    r"|(?P<auth>\bauthori[sz]ation\b\s*[=:]\s*)(?P<credential>(?:(?:bearer|basic|token)\s+)?[^\s,;&]+)"
+    r"|(?P<scheme>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)(?P<urlpass>[^\s@/]+)(?=@)",
+    re.I,
+)
+
+# Per-component levels: LOG_<COMPONENT>_LEVEL applies to these loggers.
+COMPONENT_LOGGERS = {
+    "api": ["django.request", "django_structlog", "apps.hooks", "apps.dashboard", "uvicorn"],
+    "database": ["django.db.backends"],
+    "auth": ["django.security", "django.contrib.auth", "apps.audit"],
+    "monitoring": ["apps.health", "apps.metrics", "apps.alerts", "apps.backups", "celery"],
+}
+
+
+def redact(value: Any, *, depth: int = 0) -> Any:
+    """Return value with secrets replaced by ***: sensitive keys, in nested dicts and lists, and secrets in text."""
+    if depth > 20:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and SENSITIVE_KEY.search(key) else redact(item, depth=depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(item, depth=depth + 1) for item in value]
+    if isinstance(value, str):
+        return SENSITIVE_TEXT.sub(_mask, value)
+    return value
+
+
+def _mask(match: re.Match) -> str:
+    prefix = match.group("key") or match.group("auth") or match.group("scheme")
+    return f"{prefix}{REDACTED}"
+
+
+def drop_color_message(logger: Any, method: str, event_dict: dict) -> dict:
+    event_dict.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
+    return event_dict
+
+
+def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
+    return redact(event_dict)
+
+
+class Truncate:
+    """Cut string values longer than max_length, saying how much was cut."""
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length = max_length
+
+    def __call__(self, logger: Any, method: str, event_dict: dict) -> dict:
+        for key, value in event_dict.items():
+            if isinstance(value, str) and len(value) > self.max_length and key != "exception":
+                cut = len(value) - self.max_length
+                event_dict[key] = f"{value[: self.max_length]}…[truncated {cut} chars]"
+        return event_dict
+
+
+def shared_processors() -> list:
+    """Processors that run first, for structlog and stdlib records alike."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_structlog() -> None:
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def formatter(renderer: str, max_message_length: int) -> dict:
+    final = structlog.processors.JSONRenderer() if renderer == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    return {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "processors": [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            drop_color_message,
+            redact_processor,
+            Truncate(max_message_length),
+            final,
+        ],
+        "foreign_pre_chain": shared_processors(),
+    }
+
+
+def build_logging(
+    *,
+    level: str,
+    fmt: str,
+    console: bool,
+    file: str,
+    file_size_mb: int,
+    backup_count: int,
+    component_levels: dict[str, str],
+    max_message_length: int,
+) -> dict:
+    """The LOGGING dict for Django's dictConfig."""
+    handlers: dict[str, dict] = {}
+    if console:
+        handlers["console"] = {"class": "logging.StreamHandler", "formatter": "structured"}
+    if file:
+        handlers["file"] = {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": file,
+            "maxBytes": file_size_mb * 1024 * 1024,
+            "backupCount": backup_count,
+            "encoding": "utf-8",
+            "formatter": "structured",
+        }
+    if not handlers:
+        handlers["null"] = {"class": "logging.NullHandler"}
+    loggers = {
+        name: {"level": component_levels[component], "propagate": True}
+        for component, names in COMPONENT_LOGGERS.items()
+        for name in names
+    }
+    # Celery and uvicorn install their own handlers unless told otherwise; Django's
+    # default "django" logger mails admins. Everything goes through the root here.
+    loggers["django"] = {"level": level, "handlers": [], "propagate": True}
+    loggers["uvicorn.access"] = {"handlers": [], "propagate": False}  # django-structlog logs each request
+    # django-structlog logs task_started / task_succeeded; Celery's own lines repeat
+    # them with the task's arguments and return value.
+    loggers["celery.app.trace"] = {"level": "WARNING"}
+    loggers["celery.worker.strategy"] = {"level": "WARNING"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": formatter(fmt, max_message_length)},
+        "handlers": handlers,
+        "root": {"level": level, "handlers": list(handlers)},
+        "loggers": loggers,
+    }
+
+
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

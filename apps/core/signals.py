@@ -1,0 +1,29 @@
+"""Carry the request context into Celery tasks queued while it is active."""
+
+from typing import Any
+
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from apps.core import context
+
+HEADER = "opsportal_context"
+_tokens: dict[str, Any] = {}
+
+
+@before_task_publish.connect
+def _attach_context(headers: dict | None = None, **kwargs: Any) -> None:
+    if headers is not None:
+        headers[HEADER] = context.current().as_headers()
+
+
+@task_prerun.connect
+def _restore_context(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    data = getattr(task.request, HEADER, None) if task is not None else None
+    _tokens[task_id] = context.activate(context.RequestContext.from_headers(data))
+
+
+@task_postrun.connect
+def _clear_context(task_id: str | None = None, **kwargs: Any) -> None:
+    token = _tokens.pop(task_id, None)
+    if token is not None:
+        context.deactivate(token)

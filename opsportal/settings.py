@@ -1,0 +1,318 @@
+"""opsportal settings: one module, every value read once from the environment.
+
+With no environment set the portal runs embedded: SQLite in WAL mode under var/,
+an in-process channel layer, local-memory cache, and the Celery worker and beat
+inside `manage.py runportal` with a file-based broker. Setting DATABASE_URL and
+REDIS_URL switches to PostgreSQL, channels-redis, the Redis cache and a Redis
+broker. Every variable is listed in .env.example and documented in README.md.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from apps.core.logging import LEVELS, build_logging, configure_structlog
+from opsportal import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+if (BASE_DIR / ".env").is_file():
+    config.env.read_env(BASE_DIR / ".env")
+
+# Where the embedded mode keeps its state: database, broker files, secret key.
+VAR_DIR = (BASE_DIR / config.string("OPSPORTAL_VAR_DIR", "var")).resolve()  # relative to the project
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+# ---------------------------------------------------------------- core & security
+def _generated_secret_key() -> str:
+    """A key made once per installation and kept in var/ (mode 0600), for the embedded mode."""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        # Written aside, then linked into place: concurrent first starts agree on one key.
+        temporary = VAR_DIR / f".secret_key.{secrets.token_hex(8)}"
+        temporary.touch(mode=0o600)
+        temporary.write_text(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip()
+
+
+# SECRET_KEY (or SECRET_KEY_FILE); production mode refuses to start without it (opsportal.E001).
+SECRET_KEY_FROM_ENV = bool(config.string("SECRET_KEY"))
+SECRET_KEY = config.string("SECRET_KEY") or _generated_secret_key()
+DEBUG = config.boolean("DEBUG", False)
+ALLOWED_HOSTS = config.words("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = config.words("CSRF_TRUSTED_ORIGINS", [])
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs).
+TRUSTED_PROXIES = config.networks("TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # only reaches Django from TRUSTED_PROXIES
+
+# HTTPS=true when users reach the portal over HTTPS (directly or via a TLS proxy).
+HTTPS = config.boolean("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = config.integer("HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = config.boolean("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = config.boolean("HSTS_PRELOAD", True)
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]  # Prometheus scrapes over plain HTTP inside the network
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = config.integer("SESSION_COOKIE_AGE", 12 * 3600, minimum=60)
+X_FRAME_OPTIONS = "DENY"
+# Request bodies: larger ones are refused (413 for hooks, 400 elsewhere) before they are read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = config.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_prometheus",
+    "django_structlog",
+    "apps.core",
+    "apps.dashboard",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.core.middleware.ProxyMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.RequestContextMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "opsportal.urls"
+WSGI_APPLICATION = "opsportal.wsgi.application"
+ASGI_APPLICATION = "opsportal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Password for the `admin` account that runportal creates when no superuser exists;
+# empty: a random one is generated and printed once.
+ADMIN_PASSWORD = config.string("OPSPORTAL_ADMIN_PASSWORD")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = config.string("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Served by WhiteNoise straight from the app and project static folders: no
+# collectstatic step and no CDN, in both run modes.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+
+# ---------------------------------------------------------------- database
+# DATABASE_URL: postgres://user:pass@host:port/name, or empty for SQLite under var/.
+DATABASES = {"default": config.database("DATABASE_URL", VAR_DIR / "opsportal.sqlite3")}
+DB_CONNECTION_TIMEOUT = config.integer("DB_CONNECTION_TIMEOUT", 5, minimum=1, maximum=300)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait
+        # (busy_timeout) instead of failing on a lock upgrade.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": DB_CONNECTION_TIMEOUT,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+else:
+    # A pool per process (psycopg_pool); DB_POOL_MAX_CONNECTIONS=0 turns it off in
+    # favour of persistent connections. Either way CONN_HEALTH_CHECKS checks a
+    # connection before reuse, so the portal survives a PostgreSQL restart.
+    DB_POOL_MIN_CONNECTIONS = config.integer("DB_POOL_MIN_CONNECTIONS", 1, minimum=0)
+    DB_POOL_MAX_CONNECTIONS = config.integer("DB_POOL_MAX_CONNECTIONS", 10, minimum=0)
+    if 0 < DB_POOL_MAX_CONNECTIONS < DB_POOL_MIN_CONNECTIONS:
+        config.fail("DB_POOL_MAX_CONNECTIONS", DB_POOL_MAX_CONNECTIONS, "at least DB_POOL_MIN_CONNECTIONS")
+    options: dict = {"connect_timeout": DB_CONNECTION_TIMEOUT, "application_name": "opsportal"}
+    if DB_POOL_MAX_CONNECTIONS:
+        options["pool"] = {
+            "min_size": DB_POOL_MIN_CONNECTIONS,
+            "max_size": DB_POOL_MAX_CONNECTIONS,
+            "timeout": DB_CONNECTION_TIMEOUT,
+        }
+    DATABASES["default"].update(
+        OPTIONS=options,
+        CONN_MAX_AGE=0 if DB_POOL_MAX_CONNECTIONS else config.integer("DB_CONN_MAX_AGE", 60, minimum=0),
+        CONN_HEALTH_CHECKS=True,
+    )
+
+
+# ---------------------------------------------------------------- redis: cache, channel layer
+# REDIS_URL: redis://host:6379/0; empty keeps cache and channel layer in-process.
+REDIS_URL = config.url("REDIS_URL", "", ("redis", "rediss", "unix"))
+REDIS_MAX_CONNECTIONS = config.integer("REDIS_MAX_CONNECTIONS", 50, minimum=1)
+REDIS_TIMEOUT = 2  # seconds; a dead Redis fails fast instead of hanging a request
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "opsportal",
+            "OPTIONS": {
+                "max_connections": REDIS_MAX_CONNECTIONS,
+                "socket_timeout": REDIS_TIMEOUT,
+                "socket_connect_timeout": REDIS_TIMEOUT,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "opsportal:asgi", "capacity": 1000, "expiry": 30},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "opsportal"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+
+# ---------------------------------------------------------------- celery
+# With REDIS_URL, Redis is the broker and result store and `celery -A opsportal
+# worker` / `beat` run as their own processes. Without it, a file-based broker
+# under var/ lets runportal's in-process worker take tasks from any process
+# (a request, a manage.py command) on the same machine.
+CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and redelivered when its worker was killed
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing never hangs a request on a dead broker: two quick retries, then an error.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "scheduler-heartbeat": {"task": "apps.core.tasks.scheduler_heartbeat", "schedule": 30.0},
+}
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any countdown or ETA the portal uses (escalations are
+        # scheduled in the database, not as broker countdowns).
+        "visibility_timeout": 6 * 3600,
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "max_connections": REDIS_MAX_CONNECTIONS,
+    }
+    CELERY_REDIS_MAX_CONNECTIONS = REDIS_MAX_CONNECTIONS
+    CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+else:
+    _broker_dir = VAR_DIR / "broker"
+    for _folder in ("queue", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://localhost/"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "polling_interval": 0.1,
+    }
+    CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
+    (VAR_DIR / "results").mkdir(exist_ok=True)
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+
+
+# ---------------------------------------------------------------- logging
+LOG_LEVEL = config.choice("LOG_LEVEL", "INFO", LEVELS)
+LOG_FORMAT = config.choice("LOG_FORMAT", "console", ["json", "console"])
+LOG_CONSOLE = config.boolean("LOG_CONSOLE", True)
+LOG_FILE = config.string("LOG_FILE")  # empty: no file
+LOG_FILE_SIZE_MB = config.integer("LOG_FILE_SIZE_MB", 50, minimum=1)
+LOG_BACKUP_COUNT = config.integer("LOG_BACKUP_COUNT", 5, minimum=0)
+LOG_MAX_MESSAGE_LENGTH = config.integer("LOG_MAX_MESSAGE_LENGTH", 8192, minimum=64)
+LOGGING = build_logging(
+    level=LOG_LEVEL,
+    fmt=LOG_FORMAT,
+    console=LOG_CONSOLE,
+    file=LOG_FILE,
+    file_size_mb=LOG_FILE_SIZE_MB,
+    backup_count=LOG_BACKUP_COUNT,
+    component_levels={
+        component: config.choice(f"LOG_{component.upper()}_LEVEL", LOG_LEVEL, LEVELS)
+        for component in ("api", "database", "auth", "monitoring")
+    },
+    max_message_length=LOG_MAX_MESSAGE_LENGTH,
+)
+configure_structlog()
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # validated by RequestContextMiddleware first
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # the context binds the proxy-aware client IP
+
+
+# ---------------------------------------------------------------- metrics
+PROMETHEUS_ENABLED = config.boolean("PROMETHEUS_ENABLED", True)
+# /metrics answers a bearer METRICS_TOKEN, or a client in METRICS_ALLOWED_IPS.
+METRICS_TOKEN = config.string("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = config.networks("METRICS_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
+PROMETHEUS_EXPORT_MIGRATIONS = False
+MONITORING_INTERVAL_SECONDS = config.integer("MONITORING_INTERVAL_SECONDS", 5, minimum=1, maximum=3600)
+
+
+# ---------------------------------------------------------------- audit & alerts
+AUDIT_LOG_RETENTION_DAYS = config.integer("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
+SLACK_WEBHOOK_URL = config.url("SLACK_WEBHOOK_URL", "", ("https", "http"))
+
+# Without EMAIL_HOST, mail is written to the log instead of sent.
+EMAIL_HOST = config.string("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = config.integer("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = config.string("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = config.string("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = config.boolean("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = config.boolean("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    config.fail("EMAIL_USE_SSL", "true", "false while EMAIL_USE_TLS is true (pick one)")
+EMAIL_TIMEOUT = config.integer("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = config.string("DEFAULT_FROM_EMAIL", "opsportal <opsportal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -1,0 +1,17 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from apps.core.views import metrics
+
+admin.site.site_header = "opsportal"
+admin.site.site_title = "opsportal"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]
+if settings.PROMETHEUS_ENABLED:
+    urlpatterns.append(path("metrics", metrics, name="metrics"))

@@ -1,0 +1,115 @@
+import os
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+
+from tests import services
+
+POSTGRES_URL = (
+    os.environ.get("DATABASE_URL", "")
+    if urlsplit(os.environ.get("DATABASE_URL", "")).scheme.startswith(("postgres", "pgsql"))
+    else ""
+)
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI a configured service that does not answer fails the run instead of skipping tests."""
+    if os.environ.get("CI") != "true" or hasattr(session.config, "workerinput"):
+        return
+    problems = services.unreachable(POSTGRES_URL, REDIS_URL)
+    if problems:
+        pytest.exit("CI=true but " + "; ".join(problems), returncode=3)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("postgres") and not POSTGRES_URL:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
+        if item.get_closest_marker("redis") and not REDIS_URL:
+            item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://..."))
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("alice", "alice@example.org", "alice-password-1")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.org", "bob-password-12", is_staff=True)
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user("charlie", "charlie@example.org", "charlie-password-1")
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def outsider_client(outsider) -> Client:
+    client = Client()
+    client.force_login(outsider)
+    return client
+
+
+@pytest.fixture
+def production_env() -> dict:
+    """Environment for a subprocess in production mode against this machine's services."""
+    return {"DATABASE_URL": POSTGRES_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "x" * 60}
+
+
+@pytest.fixture
+def var_dir(tmp_path) -> str:
+    path = tmp_path / "var"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def log_lines():
+    """Every log line written while the test runs, rendered as JSON by the portal's own formatter."""
+    import io
+    import json
+    import logging
+
+    from apps.core.logging import formatter
+
+    spec = formatter("json", 8192)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(spec.pop("()")(**spec))
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield lines
+    root.removeHandler(handler)
+
+
+@pytest.fixture(scope="session")
+def celery_worker():
+    """The embedded worker, in this process, on an in-memory broker (one per test process)."""
+    from celery.result import _set_task_join_will_block
+
+    from apps.core.worker import EmbeddedWorker
+    from opsportal.celery import app
+
+    keys = ("broker_url", "result_backend", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://", broker_transport_options={})
+    worker = EmbeddedWorker(app, concurrency=2, beat=False)
+    worker.start()
+    _set_task_join_will_block(False)  # the tests wait for results; tasks themselves never should
+    yield worker
+    worker.stop()
+    app.conf.update(saved)
