@@ -1,0 +1,1 @@
+"""Benchmarks, run on demand and never by the tests: see BENCHMARKS.md."""
