@@ -59,7 +59,10 @@ def run_requests(var_dir: str, **env: str) -> list[dict]:
 
     from tests.services import manage, subprocess_env
 
-    code = "from django.test import Client; Client().get('/admin/login/', headers={'X-Request-ID': 'req-12345678'})"
+    code = (
+        "from django.test import Client; "
+        "Client(HTTP_HOST='localhost').get('/admin/login/', headers={'X-Request-ID': 'req-12345678'})"
+    )
     result = manage("shell", "-c", code, env=subprocess_env(OPSPORTAL_VAR_DIR=var_dir, LOG_FORMAT="json", **env))
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
@@ -76,7 +79,8 @@ def test_a_component_level_quiets_that_component_only(var_dir):
 def test_the_log_file_rotates_at_its_size_keeping_its_backups(var_dir, tmp_path):
     from tests.services import manage, subprocess_env
 
-    log_file = tmp_path / "portal.log"
+    (tmp_path / "logs").mkdir()
+    log_file = tmp_path / "logs" / "portal.log"
     code = "import logging; [logging.getLogger('apps.x').warning('y' * 4000) for _ in range(800)]"
     env = subprocess_env(
         OPSPORTAL_VAR_DIR=var_dir,
@@ -88,5 +92,6 @@ def test_the_log_file_rotates_at_its_size_keeping_its_backups(var_dir, tmp_path)
 
     assert manage("shell", "-c", code, env=env).returncode == 0
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["portal.log", "portal.log.1", "portal.log.2"]
-    assert all(p.stat().st_size <= 1024 * 1024 + 8192 for p in tmp_path.iterdir())
+    files = list(log_file.parent.iterdir())
+    assert sorted(p.name for p in files) == ["portal.log", "portal.log.1", "portal.log.2"]
+    assert all(p.stat().st_size <= 1024 * 1024 + 8192 for p in files)
