@@ -1,17 +1,33 @@
-"""As bench.settings_full, less the portal's own middleware (metrics, proxy, request context, request log).
+"""As bench.settings_full, less the portal's own middleware (metrics, request identity and context, request log).
 
 Django's security, session, CSRF, auth, message and clickjacking middleware and
-WhiteNoise stay, so the two settings differ only by what the portal adds.
+ServeStatic stay. A no-op sync-only middleware takes the place of
+RequestContextMiddleware at the end, so that under ASGI Django runs the chain in
+one thread exactly as in the full stack: the two differ only by the portal's work.
 """
+
+from django.http import HttpRequest, HttpResponse
 
 from bench.settings_full import *  # noqa: F403
 from bench.settings_full import MIDDLEWARE as FULL_MIDDLEWARE
 
 PORTAL_MIDDLEWARE = {
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "apps.core.middleware.ProxyMiddleware",
+    "apps.core.middleware.RequestIdentityMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 }
-MIDDLEWARE = [name for name in FULL_MIDDLEWARE if name not in PORTAL_MIDDLEWARE]
+
+
+class SyncBoundary:
+    """Does nothing; being sync-only, it keeps the middleware chain in one thread."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+
+MIDDLEWARE = [name for name in FULL_MIDDLEWARE if name not in PORTAL_MIDDLEWARE] + ["bench.settings_bare.SyncBoundary"]

@@ -10,12 +10,14 @@ django_application = get_asgi_application()  # sets Django up before the imports
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from servestatic import ServeStaticASGI  # noqa: E402
 
+from apps.core.static import with_static_files  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        "http": with_static_files(django_application, ServeStaticASGI),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -7,6 +7,7 @@ REDIS_URL switches to PostgreSQL, channels-redis, the Redis cache and a Redis
 broker. Every variable is listed in .env.example and documented in README.md.
 """
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -75,7 +76,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
     "django_prometheus",
@@ -86,18 +86,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "apps.core.middleware.ProxyMiddleware",
+    "apps.core.middleware.RequestIdentityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.core.middleware.RequestContextMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Sync-only and last, so under ASGI the whole chain runs in one thread.
+    "apps.core.middleware.RequestContextMiddleware",
 ]
 
 ROOT_URLCONF = "opsportal.urls"
@@ -139,10 +139,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Served by WhiteNoise straight from the app and project static folders: no
-# collectstatic step and no CDN, in both run modes.
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = False
+# Served by ServeStatic in front of Django (apps.core.static), straight from the
+# app and project static folders: no collectstatic step, no CDN.
 
 
 # ---------------------------------------------------------------- database
@@ -284,8 +282,11 @@ LOGGING = build_logging(
     max_message_length=LOG_MAX_MESSAGE_LENGTH,
 )
 configure_structlog()
-DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # validated by RequestContextMiddleware first
-DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # the context binds the proxy-aware client IP
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # validated by RequestIdentityMiddleware first
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # RequestIdentityMiddleware binds the proxy-aware client IP
+# One line per request, request_finished (with its duration); request_started
+# too when the api component logs at DEBUG.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 
 
 # ---------------------------------------------------------------- metrics

@@ -5,8 +5,11 @@ Celery, uvicorn), goes through the same final chain: context, redaction,
 truncation, then JSON or console rendering.
 """
 
+import logging
+import logging.handlers
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -30,19 +33,28 @@ COMPONENT_LOGGERS = {
 }
 
 
+# A cheap test that rules out most text before the full pattern runs.
+MAYBE_SENSITIVE_TEXT = re.compile(r"pass|secret|token|api|cookie|authori|://", re.I)
+
+
+@lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    return SENSITIVE_KEY.search(key) is not None
+
+
 def redact(value: Any, *, depth: int = 0) -> Any:
     """Return value with secrets replaced by ***: sensitive keys, in nested dicts and lists, and secrets in text."""
     if depth > 20:
         return value
+    if isinstance(value, str):
+        return SENSITIVE_TEXT.sub(_mask, value) if MAYBE_SENSITIVE_TEXT.search(value) else value
     if isinstance(value, Mapping):
         return {
-            key: REDACTED if isinstance(key, str) and SENSITIVE_KEY.search(key) else redact(item, depth=depth + 1)
+            key: REDACTED if isinstance(key, str) and is_sensitive_key(key) else redact(item, depth=depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [redact(item, depth=depth + 1) for item in value]
-    if isinstance(value, str):
-        return SENSITIVE_TEXT.sub(_mask, value)
     return value
 
 
@@ -85,7 +97,27 @@ def shared_processors() -> list:
     ]
 
 
+class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotates once the file has reached maxBytes.
+
+    The stdlib handler formats every record twice (once to measure it); this
+    one checks the file's size only, so a file may pass maxBytes by one line.
+    """
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - the stdlib's name
+        if self.stream is None:
+            self.stream = self._open()
+        return self.maxBytes > 0 and self.stream.seek(0, 2) >= self.maxBytes  # another process may have written
+
+
 def configure_structlog() -> None:
+    # Record attributes no formatter here uses; collecting them costs on every
+    # line. Without _srcfile, logging skips walking the stack for the caller's
+    # file and line (the switch its source documents for this purpose).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -133,7 +165,7 @@ def build_logging(
         handlers["console"] = {"class": "logging.StreamHandler", "formatter": "structured"}
     if file:
         handlers["file"] = {
-            "class": "logging.handlers.RotatingFileHandler",
+            "()": SizeRotatingFileHandler,
             "filename": file,
             "maxBytes": file_size_mb * 1024 * 1024,
             "backupCount": backup_count,

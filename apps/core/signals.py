@@ -1,8 +1,12 @@
-"""Carry the request context into Celery tasks queued while it is active."""
+"""Receivers at framework seams: the request log line, and the request context carried into Celery tasks."""
 
+import time
 from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django_structlog.signals import bind_extra_request_finished_metadata
 
 from apps.core import context
 
@@ -27,3 +31,10 @@ def _clear_context(task_id: str | None = None, **kwargs: Any) -> None:
     token = _tokens.pop(task_id, None)
     if token is not None:
         context.deactivate(token)
+
+
+@receiver(bind_extra_request_finished_metadata)
+def _add_duration(request: HttpRequest, log_kwargs: dict, **kwargs: Any) -> None:
+    started = getattr(request, "started_at", None)
+    if started is not None:
+        log_kwargs["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -36,8 +36,9 @@ def test_every_line_of_a_request_carries_request_id_user_and_ip(staff_client, st
 
     request_id = response["X-Request-ID"]
     lines = [line for line in log_lines() if line.get("request_id") == request_id]
-    assert {line["event"] for line in lines} >= {"request_started", "request_finished"}
+    assert [line["event"] for line in lines] == ["request_finished"]
     assert all(line["ip"] == "192.0.2.10" and line["user_id"] == staff_user.pk for line in lines)
+    assert lines[0]["code"] == 200 and lines[0]["duration_ms"] > 0
 
 
 @pytest.mark.django_db

@@ -61,6 +61,8 @@ def test_embedded_runportal_serves_authenticates_runs_tasks_and_stops_cleanly(tm
     try:
         assert portal.wait_for_http(f"{base}/admin/login/").status_code == 200
         assert_websocket_is_staff_only(base, login(base, "admin", PASSWORD))
+        for asset in ("/static/admin/css/base.css", "/static/opsportal/admin.css"):
+            assert httpx.get(base + asset).status_code == 200, "static files are served without a CDN"
 
         # A task queued the normal way, from another process, runs in runportal's worker.
         result = manage("shell", "-c", PING, env=env)
@@ -68,6 +70,8 @@ def test_embedded_runportal_serves_authenticates_runs_tasks_and_stops_cleanly(tm
         assert json.loads(result.stdout.strip().splitlines()[-1])["pid"] == portal.popen.pid
     finally:
         assert_stops_cleanly(portal)
+    assert "Traceback" not in portal.output
+    assert "Warning" not in portal.output
 
 
 @pytest.mark.slow
