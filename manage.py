@@ -9,6 +9,9 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
     from django.core.management import execute_from_command_line
 
+    from apps.core import context
+
+    context.activate(context.for_command())  # what commands record is attributed to the OS user
     execute_from_command_line(sys.argv)
 
 

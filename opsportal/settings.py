@@ -71,7 +71,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = config.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "opsportal.admin.OpsportalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "django_structlog",
     "apps.core",
+    "apps.audit",
     "apps.dashboard",
 ]
 
@@ -229,6 +230,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "scheduler-heartbeat": {"task": "apps.core.tasks.scheduler_heartbeat", "schedule": 30.0},
+    "audit-seal": {"task": "apps.audit.tasks.audit_seal_task", "schedule": 10.0},
 }
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

@@ -5,10 +5,6 @@ from django.views.generic import RedirectView
 
 from apps.core.views import metrics
 
-admin.site.site_header = "opsportal"
-admin.site.site_title = "opsportal"
-admin.site.index_title = "Operations"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),

@@ -6,6 +6,8 @@ here, so a log line and an audit event of one request join on request_id.
 """
 
 import contextvars
+import getpass
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ class RequestContext:
     username: str = ""
     ip: str | None = None
     user_agent: str = ""
+    # How the action came in: web, admin, task, cli; empty for the system itself.
+    channel: str = ""
 
     def as_headers(self) -> dict:
         return asdict(self)
@@ -59,6 +63,15 @@ def bound(context: RequestContext) -> Iterator[RequestContext]:
         yield context
     finally:
         deactivate(token)
+
+
+def for_command() -> RequestContext:
+    """The context of a manage.py command: the operating-system user running it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = str(os.getuid())
+    return RequestContext(username=f"cli:{user}"[:150], channel="cli")
 
 
 def new_request_id(candidate: str | None = None) -> str:

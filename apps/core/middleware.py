@@ -64,6 +64,7 @@ class RequestContextMiddleware:
                 username=user.get_username() if authenticated else "",
                 ip=request.META.get("REMOTE_ADDR") or None,
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+                channel="web",
             )
         )
         try:

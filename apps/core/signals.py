@@ -1,6 +1,7 @@
 """Receivers at framework seams: the request log line, and the request context carried into Celery tasks."""
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
@@ -23,7 +24,8 @@ def _attach_context(headers: dict | None = None, **kwargs: Any) -> None:
 @task_prerun.connect
 def _restore_context(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     data = getattr(task.request, HEADER, None) if task is not None else None
-    _tokens[task_id] = context.activate(context.RequestContext.from_headers(data))
+    queued_by = context.RequestContext.from_headers(data)
+    _tokens[task_id] = context.activate(replace(queued_by, channel="task"))
 
 
 @task_postrun.connect

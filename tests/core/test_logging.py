@@ -2,7 +2,8 @@ import logging
 
 import structlog
 
-from apps.core.logging import REDACTED, Truncate, redact
+from apps.core.logging import Truncate
+from apps.core.redaction import REDACTED, redact
 
 
 def test_sensitive_keys_are_redacted_in_nested_dicts_and_lists():

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core import context
 from apps.core.services import admin_account_ensure
 from apps.core.worker import EmbeddedWorker
 from opsportal.celery import app as celery_app
@@ -56,6 +57,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        # Requests and tasks bring their own context; what else the server does is the system's.
+        context.activate(context.RequestContext())
         self.announce_admin()
         worker = None if options["no_worker"] else EmbeddedWorker(celery_app, concurrency=options["concurrency"])
         server = uvicorn.Server(

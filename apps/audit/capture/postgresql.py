@@ -1,0 +1,105 @@
+"""PostgreSQL: one generic trigger function, attached to each registered table."""
+
+from apps.audit.registry import Registration
+
+# TG_ARGV: resource type, pk column, repr column, redacted columns, ignored columns, password column.
+CAPTURE_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION opsportal_audit_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ctx jsonb := coalesce(nullif(current_setting('opsportal.audit_context', true), '')::jsonb, '{}'::jsonb);
+    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
+    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
+    any_row jsonb := coalesce(new_row, old_row);
+    redacted text[] := string_to_array(TG_ARGV[3], ',');
+    ignored text[] := string_to_array(TG_ARGV[4], ',');
+    diff jsonb;
+    verb text;
+BEGIN
+    SELECT coalesce(jsonb_object_agg(key, jsonb_build_array(
+               CASE WHEN key = ANY(redacted) AND old_row -> key <> 'null' THEN to_jsonb('***'::text)
+                    ELSE old_row -> key END,
+               CASE WHEN key = ANY(redacted) AND new_row -> key <> 'null' THEN to_jsonb('***'::text)
+                    ELSE new_row -> key END)), '{}'::jsonb)
+      INTO diff
+      FROM jsonb_object_keys(any_row) AS key
+     WHERE NOT key = ANY(ignored) AND (old_row -> key) IS DISTINCT FROM (new_row -> key);
+    IF TG_OP = 'UPDATE' AND diff = '{}'::jsonb THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND TG_ARGV[5] <> '' AND diff ? TG_ARGV[5] THEN
+        verb := 'auth.password_change';
+    ELSIF ctx ->> 'channel' = 'admin' THEN
+        verb := 'admin.' || CASE TG_OP WHEN 'INSERT' THEN 'add' WHEN 'UPDATE' THEN 'change' ELSE 'delete' END;
+    ELSE
+        verb := 'model.' || CASE TG_OP WHEN 'INSERT' THEN 'create' WHEN 'UPDATE' THEN 'update' ELSE 'delete' END;
+    END IF;
+    INSERT INTO audit_auditevent (timestamp, actor_id, actor_username, action, outcome, resource_type,
+                                  resource_id, resource_repr, changes, details, ip, user_agent, request_id,
+                                  prev_hash, hash)
+    VALUES (clock_timestamp(), (ctx ->> 'user_id')::bigint,
+            coalesce(nullif(ctx ->> 'username', ''), 'db:' || session_user),
+            verb, 'success', TG_ARGV[0], coalesce(any_row ->> TG_ARGV[1], ''),
+            left(coalesce(any_row ->> TG_ARGV[2], ''), 200), diff,
+            CASE WHEN ctx = '{}'::jsonb
+                 THEN jsonb_build_object('outside_the_portal', true, 'database_user', session_user,
+                                         'client_address', host(inet_client_addr()))
+                 ELSE '{}'::jsonb END,
+            (ctx ->> 'ip')::inet, coalesce(ctx ->> 'user_agent', ''), coalesce(ctx ->> 'request_id', ''), '', '');
+    RETURN NULL;
+END
+$$;
+"""
+
+# Sealed events never change, unsealed ones only get sealed; deletes only through the prune function.
+GUARD_FUNCTIONS = r"""
+CREATE OR REPLACE FUNCTION opsportal_audit_guard_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.seq IS NOT NULL OR NEW.seq IS NULL
+       OR (to_jsonb(OLD) - 'seq' - 'prev_hash' - 'hash') IS DISTINCT FROM (to_jsonb(NEW) - 'seq' - 'prev_hash' - 'hash')
+    THEN
+        RAISE EXCEPTION 'audit events are append-only: event % cannot be changed', OLD.id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION opsportal_audit_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user <> 'opsportal_audit_owner' THEN
+        RAISE EXCEPTION 'audit events are append-only: only `manage.py audit prune` removes them'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER opsportal_audit_guard_update BEFORE UPDATE ON audit_auditevent
+    FOR EACH ROW EXECUTE FUNCTION opsportal_audit_guard_update();
+CREATE OR REPLACE TRIGGER opsportal_audit_guard_delete BEFORE DELETE ON audit_auditevent
+    FOR EACH ROW EXECUTE FUNCTION opsportal_audit_guard_delete();
+CREATE OR REPLACE TRIGGER opsportal_audit_guard_checkpoint BEFORE UPDATE OR DELETE ON audit_auditcheckpoint
+    FOR EACH ROW EXECUTE FUNCTION opsportal_audit_guard_delete();
+"""
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def trigger_sql(registration: Registration) -> list[str]:
+    arguments = ", ".join(
+        _quoted(value)
+        for value in (
+            registration.label,
+            registration.pk_column,
+            registration.repr_column,
+            ",".join(sorted(registration.redacted)),
+            ",".join(sorted(registration.ignored)),
+            registration.password_column,
+        )
+    )
+    return [
+        f'CREATE OR REPLACE TRIGGER opsportal_audit_capture AFTER INSERT OR UPDATE OR DELETE ON "{registration.table}" '
+        f"FOR EACH ROW EXECUTE FUNCTION opsportal_audit_capture({arguments})"
+    ]

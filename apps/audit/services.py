@@ -1,0 +1,115 @@
+"""record(): write an audit event in the caller's transaction."""
+
+import datetime
+import decimal
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
+
+from apps.audit.models import AuditEvent, Outcome
+from apps.core import context
+from apps.core.redaction import redact
+
+MAX_TEXT = 4096  # characters of any one string value
+MAX_JSON = 65536  # characters of details or changes as a whole
+MAX_DEPTH = 10
+
+
+def record(
+    action: str,
+    *,
+    resource: models.Model | tuple[str, str, str] | None = None,
+    changes: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+    outcome: str = Outcome.SUCCESS,
+    actor: AbstractBaseUser | None = None,
+) -> AuditEvent:
+    """Record that `action` happened, in the caller's transaction (a rollback leaves no event).
+
+    Actor, client IP, user agent and request id come from the request context
+    unless `actor` is given. `resource` is a model instance or a
+    (type, id, text) triple. `changes` maps field -> [before, after]. Values of
+    any kind are accepted: what JSON cannot hold is converted, what is too big
+    is cut with a marker, and secrets are redacted; recording never fails
+    because of what it was given.
+    """
+    ctx = context.current()
+    resource_type, resource_id, resource_repr = _resource(resource)
+    if actor is not None:
+        actor_id, actor_username = actor.pk, actor.get_username()
+    else:
+        actor_id, actor_username = ctx.user_id, ctx.username or "system"
+    return AuditEvent.objects.create(
+        action=action[:64],
+        outcome=outcome if outcome in Outcome.values else Outcome.FAILURE,
+        actor_id=actor_id,
+        actor_username=actor_username[:150],
+        resource_type=resource_type[:100],
+        resource_id=resource_id[:64],
+        resource_repr=resource_repr[:200],
+        changes=_bounded(redact(sanitize(dict(changes or {})))),
+        details=_bounded(redact(sanitize(dict(details or {})))),
+        ip=ctx.ip,
+        user_agent=ctx.user_agent[:512],
+        request_id=(ctx.request_id or "")[:128],
+    )
+
+
+def _resource(resource: models.Model | tuple[str, str, str] | None) -> tuple[str, str, str]:
+    if resource is None:
+        return "", "", ""
+    if isinstance(resource, models.Model):
+        return resource._meta.label_lower, str(resource.pk), _text(resource)
+    kind, ident, text = resource
+    return str(kind), str(ident), str(text)
+
+
+def sanitize(value: Any, *, depth: int = 0) -> Any:
+    """value as JSON can hold it: converted where needed, strings cut at MAX_TEXT, nesting at MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        return "…[nested too deep]"
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]}…[truncated {len(value) - MAX_TEXT} chars]"
+    if isinstance(value, Mapping):
+        return {str(key)[:200]: sanitize(item, depth=depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [sanitize(item, depth=depth + 1) for item in value]
+    return sanitize(_convert(value), depth=depth + 1)
+
+
+def _convert(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return {"bytes": len(data), "hex": data[:64].hex()}
+    if isinstance(value, models.Model):
+        return {"type": value._meta.label_lower, "id": str(value.pk), "text": _text(value)}
+    return _text(value, repr)
+
+
+def _text(value: Any, render: Any = str) -> str:
+    try:
+        return render(value)
+    except Exception:  # a broken __str__/__repr__ must not break the caller's request
+        return f"<{type(value).__name__}>"
+
+
+def _bounded(value: dict) -> dict:
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= MAX_JSON:
+        return value
+    return {"truncated": True, "characters": len(text), "preview": text[: MAX_JSON // 16]}

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from apps.audit import chain
+from apps.audit.models import AuditEvent
+from apps.audit.services import record
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ten_events(sealed_events):
+    for n in range(10):
+        record("custom.step", details={"n": n})
+    return sealed_events()
+
+
+def first_break() -> chain.Break | None:
+    return next((step for step in chain.verify(chunk=3) if isinstance(step, chain.Break)), None)
+
+
+def test_an_untouched_chain_verifies_in_chunks(ten_events):
+    steps = list(chain.verify(chunk=3))
+
+    assert steps[-1] == 10 and not any(isinstance(step, chain.Break) for step in steps)
+    assert [e.seq for e in ten_events] == list(range(1, 11))
+    assert all(e.prev_hash == p.hash for p, e in zip(ten_events, ten_events[1:], strict=False))
+
+
+def test_an_edited_field_is_caught(ten_events, behind_the_orms_back):
+    behind_the_orms_back("UPDATE audit_auditevent SET actor_username = 'mallory' WHERE seq = 4")
+
+    broken = first_break()
+    assert (broken.seq, broken.problem) == (4, "content changed")
+
+
+def test_edited_details_are_caught(ten_events, behind_the_orms_back):
+    behind_the_orms_back("UPDATE audit_auditevent SET details = %s WHERE seq = 7", [json.dumps({"n": 70})])
+
+    assert first_break().seq == 7
+
+
+def test_a_deleted_row_is_caught(ten_events, behind_the_orms_back):
+    behind_the_orms_back("DELETE FROM audit_auditevent WHERE seq = 5")
+
+    broken = first_break()
+    assert (broken.seq, broken.problem) == (5, "missing event")
+
+
+def test_an_inserted_row_is_caught(ten_events, behind_the_orms_back):
+    # Make room after seq 3 and slip a forged event in, with a plausible link.
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq + 100 WHERE seq > 3")
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq - 99 WHERE seq > 100")
+    behind_the_orms_back(
+        "INSERT INTO audit_auditevent (timestamp, seq, actor_username, action, outcome, resource_type, resource_id,"
+        " resource_repr, changes, details, user_agent, request_id, prev_hash, hash)"
+        " VALUES (%s, 4, 'mallory', 'custom.forged', 'success', '', '', '', '{}', '{}', '', '', %s, %s)",
+        [ten_events[2].timestamp, ten_events[2].hash, "f" * 64],
+    )
+
+    broken = first_break()
+    assert broken.seq == 4 and broken.problem == "content changed"
+
+
+def test_a_reordered_pair_is_caught(ten_events, behind_the_orms_back):
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = -1 WHERE seq = 6")
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = 6 WHERE seq = 7")
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = 7 WHERE seq = -1")
+
+    broken = first_break()
+    assert (broken.seq, broken.problem) == (6, "broken link")
+
+
+def test_the_command_exits_0_when_intact_and_1_with_the_first_break(ten_events, behind_the_orms_back, capsys):
+    call_command("audit", "verify", "--json")
+    intact = json.loads(capsys.readouterr().out)
+    assert intact["intact"] and intact["verified"] == 10
+
+    behind_the_orms_back("UPDATE audit_auditevent SET action = 'custom.other' WHERE seq = 2")
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit", "verify", "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert exited.value.code == 1
+    assert report["first_break"]["seq"] == 2 and report["verified"] == 1
+
+
+def test_events_are_sealed_once_their_transaction_commits(transactional_db):
+    record("custom.autocommit")
+    from apps.audit.capture import seal_pending
+
+    seal_pending()  # what the end of a request or task does
+
+    assert AuditEvent.objects.get(action="custom.autocommit").seq is not None
+
+
+@pytest.mark.postgres
+def test_postgresql_itself_refuses_to_change_or_delete_sealed_events(ten_events):
+    from django.db import DatabaseError, transaction
+
+    from apps.audit.models import AuditCheckpoint
+
+    AuditCheckpoint.objects.create(seq=0, hash="0" * 64, pruned=0)
+    for sql in (
+        "UPDATE audit_auditevent SET action = 'x' WHERE seq = 1",
+        "UPDATE audit_auditevent SET hash = 'x' WHERE seq = 1",
+        "DELETE FROM audit_auditevent WHERE seq = 1",
+        "DELETE FROM audit_auditcheckpoint",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
