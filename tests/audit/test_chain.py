@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -27,7 +28,7 @@ def test_an_untouched_chain_verifies_in_chunks(ten_events):
 
     assert steps[-1] == 10 and not any(isinstance(step, chain.Break) for step in steps)
     assert [e.seq for e in ten_events] == list(range(1, 11))
-    assert all(e.prev_hash == p.hash for p, e in zip(ten_events, ten_events[1:], strict=False))
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(ten_events))
 
 
 def test_an_edited_field_is_caught(ten_events, behind_the_orms_back):
