@@ -153,7 +153,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait
         # (busy_timeout) instead of failing on a lock upgrade.
         "transaction_mode": "IMMEDIATE",
-        "timeout": DB_CONNECTION_TIMEOUT,
+        # Seconds a writer waits for the lock. SQLite's busy handler is not fair,
+        # so under many writers one can wait far longer than the average.
+        "timeout": max(DB_CONNECTION_TIMEOUT, 30),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
 else:
@@ -169,7 +171,9 @@ else:
         options["pool"] = {
             "min_size": DB_POOL_MIN_CONNECTIONS,
             "max_size": DB_POOL_MAX_CONNECTIONS,
-            "timeout": DB_CONNECTION_TIMEOUT,
+            # Seconds a writer waits for the lock. SQLite's busy handler is not fair,
+            # so under many writers one can wait far longer than the average.
+            "timeout": max(DB_CONNECTION_TIMEOUT, 30),
         }
     DATABASES["default"].update(
         OPTIONS=options,

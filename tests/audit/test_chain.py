@@ -112,3 +112,39 @@ def test_postgresql_itself_refuses_to_change_or_delete_sealed_events(ten_events)
     ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
+
+
+@pytest.mark.postgres
+def test_a_runtime_role_with_the_documented_grants_cannot_switch_the_guards_off(ten_events, production_env):
+    import uuid
+
+    import psycopg
+    from django.conf import settings
+
+    from apps.audit.capture.postgresql import runtime_grants
+
+    role = f"opsportal_rt_{uuid.uuid4().hex[:8]}"
+    database = settings.DATABASES["default"]["NAME"]
+    admin_url = production_env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(runtime_grants(role))
+    try:
+        with psycopg.connect(admin_url.replace("postgres@", f"{role}@", 1), autocommit=True) as app:
+            with app.transaction(force_rollback=True):  # appending works (and leaves nothing behind)
+                app.execute("INSERT INTO audit_auditevent (action) VALUES ('custom.allowed')")
+            for attempt in (
+                "UPDATE audit_auditevent SET action = 'x' WHERE seq = 1",
+                "DELETE FROM audit_auditevent WHERE seq = 1",
+                "TRUNCATE audit_auditevent",
+                "ALTER TABLE audit_auditevent DISABLE TRIGGER USER",
+                "DROP TRIGGER opsportal_audit_guard_update ON audit_auditevent",
+                "SET session_replication_role = replica",
+                "SET ROLE postgres",
+            ):
+                with pytest.raises(psycopg.Error):
+                    app.execute(attempt)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

@@ -103,3 +103,20 @@ def trigger_sql(registration: Registration) -> list[str]:
         f'CREATE OR REPLACE TRIGGER opsportal_audit_capture AFTER INSERT OR UPDATE OR DELETE ON "{registration.table}" '
         f"FOR EACH ROW EXECUTE FUNCTION opsportal_audit_capture({arguments})"
     ]
+
+
+# For a hardened deployment: migrations run as the tables' owner, the portal as
+# a role with these privileges. That role cannot change or delete audit events,
+# nor switch the guards off (it owns no table, and is no superuser).
+RUNTIME_GRANTS = """
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_auditevent, audit_auditcheckpoint FROM {role};
+GRANT UPDATE (seq, prev_hash, hash) ON audit_auditevent TO {role};
+"""
+
+
+def runtime_grants(role: str) -> str:
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"{role!r} is not a plain role name")
+    return RUNTIME_GRANTS.format(role=f'"{role}"').strip()

@@ -4,23 +4,29 @@ import json as jsonlib
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit import chain
+from apps.audit.capture import postgresql
 from apps.audit.models import AuditEvent
 
 
 class Command(BaseCommand):
-    help = "Work with the audit trail: verify its hash chain."
+    help = "Work with the audit trail: verify its hash chain; print the database grants for a hardened role."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="{verify}")
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="{verify,grants}")
         verify = commands.add_parser(
             "verify",
             help="Walk the whole chain; exit 0 when intact, 1 at the first broken link.",
             description="Walk the sealed chain in order, in bounded memory, and report the first broken link.",
         )
         verify.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        grants = commands.add_parser(
+            "grants",
+            help="Print the SQL that gives a PostgreSQL role what the portal needs, and no way around the audit guards.",
+        )
+        grants.add_argument("role", help="The PostgreSQL role the portal runs as (not the tables' owner).")
 
     def handle(self, *args: object, **options: object) -> None:
         getattr(self, f"handle_{options['subcommand']}")(**options)
@@ -49,6 +55,12 @@ class Command(BaseCommand):
         self.print_verify(report, as_json=json)
         if broken is not None:
             sys.exit(1)
+
+    def handle_grants(self, *, role: str, **options: object) -> None:
+        try:
+            self.stdout.write(postgresql.runtime_grants(role))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
     def print_verify(self, report: dict, *, as_json: bool) -> None:
         if as_json:
