@@ -24,7 +24,7 @@ class Command(BaseCommand):
         verify.add_argument("--json", action="store_true", help="Print the result as JSON.")
         grants = commands.add_parser(
             "grants",
-            help="Print the SQL that gives a PostgreSQL role what the portal needs, and no way around the audit guards.",
+            help="Print the SQL giving a PostgreSQL role what the portal needs and no way around the audit guards.",
         )
         grants.add_argument("role", help="The PostgreSQL role the portal runs as (not the tables' owner).")
 
