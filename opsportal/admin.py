@@ -1,20 +1,35 @@
 """The portal's admin site: branded, the home page, and the "admin" channel for what its views change."""
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
 from apps.core import context
+
+
+class LoginForm(AdminAuthenticationForm):
+    def get_invalid_login_error(self) -> ValidationError:
+        retry_after = getattr(self.request, "login_retry_after", None)
+        if retry_after:
+            minutes = math.ceil(retry_after / 60)
+            return ValidationError(
+                f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                code="locked_out",
+            )
+        return super().get_invalid_login_error()
 
 
 class OpsportalAdminSite(admin.AdminSite):
     site_header = "opsportal"
     site_title = "opsportal"
     index_title = "Operations"
+    login_form = LoginForm
 
     def admin_view(self, view: Callable, cacheable: bool = False) -> Callable:
         protected = super().admin_view(view, cacheable)
@@ -26,7 +41,3 @@ class OpsportalAdminSite(admin.AdminSite):
                 return protected(request, *args, **kwargs)
 
         return in_admin_channel
-
-
-class OpsportalAdminConfig(AdminConfig):
-    default_site = "opsportal.admin.OpsportalAdminSite"

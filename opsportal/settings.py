@@ -71,7 +71,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = config.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 INSTALLED_APPS = [
-    "opsportal.admin.OpsportalAdminConfig",
+    "opsportal.apps.OpsportalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -126,6 +126,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["apps.audit.backends.ThrottledModelBackend"]
+# Failed logins: this many per username or client IP within the window locks
+# that username or IP out for the lockout time.
+LOGIN_FAILURE_LIMIT = config.integer("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_MINUTES = config.integer("LOGIN_FAILURE_WINDOW_MINUTES", 15, minimum=1)
+LOGIN_LOCKOUT_MINUTES = config.integer("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # Password for the `admin` account that runportal creates when no superuser exists;
 # empty: a random one is generated and printed once.
 ADMIN_PASSWORD = config.string("OPSPORTAL_ADMIN_PASSWORD")

@@ -24,4 +24,7 @@ def _logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: A
 def _login_failed(sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any) -> None:
     # Django has already masked the password in credentials; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
-    record("auth.login_failed", outcome=Outcome.FAILURE, details={"username": username})
+    details = {"username": username}
+    if getattr(request, "login_retry_after", None):
+        details["locked_out_seconds"] = request.login_retry_after
+    record("auth.login_failed", outcome=Outcome.FAILURE, details=details)
