@@ -7,6 +7,7 @@ address is locked out for LOGIN_LOCKOUT_MINUTES and an auth.lockout event is
 recorded once.
 """
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -53,10 +54,8 @@ def succeeded(username: str, ip: str | None) -> None:
         if kind == "username":
             cache.delete(key)
             continue
-        try:
+        with contextlib.suppress(ValueError):  # the counter expired meanwhile
             cache.decr(key)
-        except ValueError:  # expired meanwhile
-            pass
 
 
 def _lock(key: str, kind: str, username: str, ip: str | None) -> int:
