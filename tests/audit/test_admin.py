@@ -74,4 +74,4 @@ def test_a_users_page_links_to_its_audit_history(admin_client_):
 
     assert history in page
     listed = admin_client_.get(history.replace("&amp;", "&")).content.decode()
-    assert "auth.user #%d frank" % frank.pk in listed
+    assert f"auth.user #{frank.pk} frank" in listed
