@@ -12,9 +12,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.audit.models import AuditCheckpoint, AuditEvent
 
@@ -45,6 +46,11 @@ def head() -> tuple[int, str]:
         return last
     checkpoint = AuditCheckpoint.objects.order_by("-seq").values_list("seq", "hash").first()
     return checkpoint or (0, GENESIS)
+
+
+def head_start() -> int:
+    """The seq the sealed chain starts after: the latest checkpoint's, or 0."""
+    return AuditCheckpoint.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
 def seal(*, batch: int = 1000) -> int:
@@ -116,3 +122,40 @@ def verify(*, chunk: int = 5000) -> Iterator[int | Break]:
         yield checked
         if len(rows) < chunk:
             return
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    upto_seq: int  # events with seq up to this one go (0: none)
+    events: int
+    oldest_kept: datetime | None
+
+
+def prune_plan(cutoff: datetime) -> PrunePlan:
+    """The longest start of the chain whose events are all older than cutoff."""
+    boundary = AuditEvent.objects.filter(seq__isnull=False, timestamp__gte=cutoff).order_by("seq").first()
+    sealed = AuditEvent.objects.filter(seq__isnull=False)
+    upto = (boundary.seq - 1) if boundary else (sealed.order_by("-seq").values_list("seq", flat=True).first() or 0)
+    return PrunePlan(
+        upto_seq=upto,
+        events=sealed.filter(seq__lte=upto).count(),
+        oldest_kept=boundary.timestamp if boundary else None,
+    )
+
+
+def prune(upto_seq: int, *, min_age: timedelta) -> int:
+    """Delete sealed events up to upto_seq and leave a checkpoint, in one transaction; returns how many."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT opsportal_audit_prune(%s, %s)", [upto_seq, min_age])
+            return cursor.fetchone()[0]
+        # SQLite has no guard to pass: the same rules and steps, here.
+        if AuditEvent.objects.filter(seq__lte=upto_seq, timestamp__gt=timezone.now() - min_age).exists():
+            raise ValueError(f"refusing to prune events younger than {min_age}")
+        last = AuditEvent.objects.filter(seq=upto_seq).values_list("hash", flat=True).first()
+        if last is None:
+            raise ValueError(f"there is no sealed audit event {upto_seq}")
+        cursor.execute("DELETE FROM audit_auditevent WHERE seq <= %s", [upto_seq])
+        removed = cursor.rowcount
+        AuditCheckpoint.objects.create(seq=upto_seq, hash=last, pruned=removed)
+        return removed

@@ -10,7 +10,9 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
+from django.utils import timezone
 
+from apps.audit import chain
 from apps.audit.models import AuditEvent, Outcome
 from apps.core import context
 from apps.core.redaction import redact
@@ -45,6 +47,7 @@ def record(
     else:
         actor_id, actor_username = ctx.user_id, ctx.username or "system"
     return AuditEvent.objects.create(
+        timestamp=timezone.now(),
         action=action[:64],
         outcome=outcome if outcome in Outcome.values else Outcome.FAILURE,
         actor_id=actor_id,
@@ -113,3 +116,24 @@ def _bounded(value: dict) -> dict:
     if len(text) <= MAX_JSON:
         return value
     return {"truncated": True, "characters": len(text), "preview": text[: MAX_JSON // 16]}
+
+
+def audit_prune(*, older_than: datetime.timedelta, dry_run: bool = False, batch: int = 10_000) -> dict:
+    """Remove sealed events older than older_than from the start of the chain, in batches.
+
+    Each batch leaves a checkpoint, so what remains still verifies; the prune
+    itself is recorded. Returns what was (or, with dry_run, would be) removed.
+    """
+    cutoff = timezone.now() - older_than
+    plan = chain.prune_plan(cutoff)
+    summary = {"cutoff": cutoff.isoformat(), "events": plan.events, "upto_seq": plan.upto_seq, "dry_run": dry_run}
+    if dry_run or plan.events == 0:
+        return {**summary, "removed": 0}
+    current, removed = chain.head_start(), 0
+    while current < plan.upto_seq:
+        upto = min(current + batch, plan.upto_seq)
+        removed += chain.prune(upto, min_age=older_than)
+        current = upto
+    record("audit.prune", details={"older_than_days": older_than.days, "removed": removed, "upto_seq": upto})
+    chain.seal()
+    return {**summary, "removed": removed}

@@ -113,6 +113,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_auditevent, audit_auditcheckpoint FROM {role};
 GRANT UPDATE (seq, prev_hash, hash) ON audit_auditevent TO {role};
+GRANT EXECUTE ON FUNCTION opsportal_audit_prune(bigint, interval) TO {role};
 """
 
 
@@ -120,3 +121,48 @@ def runtime_grants(role: str) -> str:
     if not role.replace("_", "").isalnum():
         raise ValueError(f"{role!r} is not a plain role name")
     return RUNTIME_GRANTS.format(role=f'"{role}"').strip()
+
+
+# The sanctioned prune path. It runs as opsportal_audit_owner, the only role the
+# delete guard lets through, and never removes events younger than min_age.
+PRUNE_FUNCTION = r"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'opsportal_audit_owner') THEN
+        CREATE ROLE opsportal_audit_owner NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- another database of this cluster created it meanwhile
+END
+$$;
+
+CREATE OR REPLACE FUNCTION opsportal_audit_prune(upto bigint, min_age interval) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    last_hash text;
+    removed bigint;
+BEGIN
+    IF min_age < interval '1 day' THEN
+        RAISE EXCEPTION 'audit events younger than a day are never pruned';
+    END IF;
+    IF EXISTS (SELECT 1 FROM audit_auditevent WHERE seq <= upto AND timestamp > now() - min_age) THEN
+        RAISE EXCEPTION 'refusing to prune events younger than %', min_age;
+    END IF;
+    SELECT hash INTO last_hash FROM audit_auditevent WHERE seq = upto;
+    IF last_hash IS NULL THEN
+        RAISE EXCEPTION 'there is no sealed audit event %', upto;
+    END IF;
+    DELETE FROM audit_auditevent WHERE seq <= upto;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    INSERT INTO audit_auditcheckpoint (seq, hash, pruned, created_at) VALUES (upto, last_hash, removed, now());
+    RETURN removed;
+END
+$$;
+
+REVOKE ALL ON FUNCTION opsportal_audit_prune(bigint, interval) FROM PUBLIC;
+GRANT SELECT, DELETE ON audit_auditevent TO opsportal_audit_owner;
+GRANT SELECT, INSERT ON audit_auditcheckpoint TO opsportal_audit_owner;
+GRANT USAGE ON SEQUENCE audit_auditcheckpoint_id_seq TO opsportal_audit_owner;
+ALTER FUNCTION opsportal_audit_prune(bigint, interval) OWNER TO opsportal_audit_owner;
+GRANT EXECUTE ON FUNCTION opsportal_audit_prune(bigint, interval) TO CURRENT_USER;
+"""
