@@ -75,3 +75,31 @@ def test_a_users_page_links_to_its_audit_history(admin_client_):
     assert history in page
     listed = admin_client_.get(history.replace("&amp;", "&")).content.decode()
     assert f"auth.user #{frank.pk} frank" in listed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_the_filtered_list_exports_and_the_export_is_recorded(admin_client_, events, fmt):
+    page = admin_client_.get(LIST, {"action": "alert.ack"}).content.decode()
+    assert f"/admin/audit/auditevent/export/{fmt}/?action=alert.ack" in page
+
+    response = admin_client_.get(f"{LIST}export/{fmt}/", {"action": "alert.ack"})
+    body = b"".join(response.streaming_content).decode()
+
+    assert response.status_code == HTTPStatus.OK
+    assert "alert.ack" in body and "backup.run" not in body
+    assert AuditEvent.objects.filter(action="audit.export", details__format=fmt).exists()
+
+
+def test_an_unknown_export_format_is_a_404(admin_client_):
+    assert admin_client_.get(f"{LIST}export/xlsx/").status_code == HTTPStatus.NOT_FOUND
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_export_streams_asynchronously(async_client, superuser, events):
+    await async_client.aforce_login(superuser)
+
+    response = await async_client.get(f"{LIST}export/jsonl/")
+
+    assert response.is_async
+    body = "".join([chunk.decode() async for chunk in response.streaming_content])
+    assert "alert.ack" in body and "backup.run" in body
