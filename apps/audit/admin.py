@@ -59,6 +59,12 @@ class ActionFilter(CachedValuesFilter):
     field = "action"
 
 
+class ActorFilter(CachedValuesFilter):
+    title = "actor"
+    parameter_name = "actor"
+    field = "actor_username"
+
+
 class ResourceTypeFilter(CachedValuesFilter):
     title = "resource type"
     parameter_name = field = "resource_type"
@@ -67,7 +73,7 @@ class ResourceTypeFilter(CachedValuesFilter):
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["timestamp", "action", "outcome", "actor_username", "resource", "ip", "short_request_id", "seq"]
-    list_filter = [ActionFilter, "outcome", ResourceTypeFilter]
+    list_filter = [ActionFilter, "outcome", ActorFilter, ResourceTypeFilter]
     search_fields = ["=actor_username", "=ip", "=resource_id", "resource_repr", "=request_id"]
     date_hierarchy = "timestamp"
     paginator = CappedCountPaginator

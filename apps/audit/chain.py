@@ -133,8 +133,8 @@ class PrunePlan:
 
 def prune_plan(cutoff: datetime) -> PrunePlan:
     """The longest start of the chain whose events are all older than cutoff."""
-    boundary = AuditEvent.objects.filter(seq__isnull=False, timestamp__gte=cutoff).order_by("seq").first()
-    sealed = AuditEvent.objects.filter(seq__isnull=False)
+    sealed = AuditEvent.objects.filter(seq__gt=head_start())
+    boundary = sealed.filter(timestamp__gte=cutoff).order_by("seq").first()
     upto = (boundary.seq - 1) if boundary else (sealed.order_by("-seq").values_list("seq", flat=True).first() or 0)
     return PrunePlan(
         upto_seq=upto,

@@ -41,6 +41,8 @@ def test_the_list_filters_and_searches_without_counting_the_whole_table(admin_cl
     assert "alerts.alert #7 disk full" in found
     assert admin_client_.get(LIST, {"q": "203.0.113.7"}).status_code == HTTPStatus.OK
     assert admin_client_.get(LIST, {"outcome__exact": "failure"}).status_code == HTTPStatus.OK
+    by_actor = admin_client_.get(LIST, {"actor": "alice"}).content.decode()
+    assert 'field-action">alert.ack<' in by_actor and 'field-action">backup.run<' not in by_actor
 
 
 def test_an_events_page_shows_its_changes_side_by_side(admin_client_, events):

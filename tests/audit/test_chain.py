@@ -14,9 +14,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def ten_events(sealed_events):
+    """Ten sealed events: the whole chain since the test's checkpoint."""
     for n in range(10):
         record("custom.step", details={"n": n})
     return sealed_events()
+
+
+def seq(events: list[AuditEvent], n: int) -> int:
+    """The seq of the n-th of the ten events (1-based)."""
+    return events[n - 1].seq
 
 
 def first_break() -> chain.Break | None:
@@ -27,52 +33,56 @@ def test_an_untouched_chain_verifies_in_chunks(ten_events):
     steps = list(chain.verify(chunk=3))
 
     assert steps[-1] == 10 and not any(isinstance(step, chain.Break) for step in steps)
-    assert [e.seq for e in ten_events] == list(range(1, 11))
+    assert [e.seq for e in ten_events] == list(range(seq(ten_events, 1), seq(ten_events, 1) + 10))
     assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(ten_events))
 
 
 def test_an_edited_field_is_caught(ten_events, behind_the_orms_back):
-    behind_the_orms_back("UPDATE audit_auditevent SET actor_username = 'mallory' WHERE seq = 4")
+    behind_the_orms_back("UPDATE audit_auditevent SET actor_username = 'mallory' WHERE seq = %s", [seq(ten_events, 4)])
 
     broken = first_break()
-    assert (broken.seq, broken.problem) == (4, "content changed")
+    assert (broken.seq, broken.problem) == (seq(ten_events, 4), "content changed")
 
 
 def test_edited_details_are_caught(ten_events, behind_the_orms_back):
-    behind_the_orms_back("UPDATE audit_auditevent SET details = %s WHERE seq = 7", [json.dumps({"n": 70})])
+    behind_the_orms_back(
+        "UPDATE audit_auditevent SET details = %s WHERE seq = %s", [json.dumps({"n": 70}), seq(ten_events, 7)]
+    )
 
-    assert first_break().seq == 7
+    assert first_break().seq == seq(ten_events, 7)
 
 
 def test_a_deleted_row_is_caught(ten_events, behind_the_orms_back):
-    behind_the_orms_back("DELETE FROM audit_auditevent WHERE seq = 5")
+    behind_the_orms_back("DELETE FROM audit_auditevent WHERE seq = %s", [seq(ten_events, 5)])
 
     broken = first_break()
-    assert (broken.seq, broken.problem) == (5, "missing event")
+    assert (broken.seq, broken.problem) == (seq(ten_events, 5), "missing event")
 
 
 def test_an_inserted_row_is_caught(ten_events, behind_the_orms_back):
     # Make room after seq 3 and slip a forged event in, with a plausible link.
-    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq + 100 WHERE seq > 3")
-    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq - 99 WHERE seq > 100")
+    third = seq(ten_events, 3)
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq + 100000 WHERE seq > %s", [third])
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = seq - 99999 WHERE seq > 100000")
     behind_the_orms_back(
         "INSERT INTO audit_auditevent (timestamp, seq, actor_username, action, outcome, resource_type, resource_id,"
         " resource_repr, changes, details, user_agent, request_id, prev_hash, hash)"
-        " VALUES (%s, 4, 'mallory', 'custom.forged', 'success', '', '', '', '{}', '{}', '', '', %s, %s)",
-        [ten_events[2].timestamp, ten_events[2].hash, "f" * 64],
+        " VALUES (%s, %s, 'mallory', 'custom.forged', 'success', '', '', '', '{}', '{}', '', '', %s, %s)",
+        [ten_events[2].timestamp, third + 1, ten_events[2].hash, "f" * 64],
     )
 
     broken = first_break()
-    assert broken.seq == 4 and broken.problem == "content changed"
+    assert broken.seq == third + 1 and broken.problem == "content changed"
 
 
 def test_a_reordered_pair_is_caught(ten_events, behind_the_orms_back):
-    behind_the_orms_back("UPDATE audit_auditevent SET seq = -1 WHERE seq = 6")
-    behind_the_orms_back("UPDATE audit_auditevent SET seq = 6 WHERE seq = 7")
-    behind_the_orms_back("UPDATE audit_auditevent SET seq = 7 WHERE seq = -1")
+    six, seven = seq(ten_events, 6), seq(ten_events, 7)
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = -1 WHERE seq = %s", [six])
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = %s WHERE seq = %s", [six, seven])
+    behind_the_orms_back("UPDATE audit_auditevent SET seq = %s WHERE seq = -1", [seven])
 
     broken = first_break()
-    assert (broken.seq, broken.problem) == (6, "broken link")
+    assert (broken.seq, broken.problem) == (six, "broken link")
 
 
 def test_the_command_exits_0_when_intact_and_1_with_the_first_break(ten_events, behind_the_orms_back, capsys):
@@ -80,12 +90,12 @@ def test_the_command_exits_0_when_intact_and_1_with_the_first_break(ten_events, 
     intact = json.loads(capsys.readouterr().out)
     assert intact["intact"] and intact["verified"] == 10
 
-    behind_the_orms_back("UPDATE audit_auditevent SET action = 'custom.other' WHERE seq = 2")
+    behind_the_orms_back("UPDATE audit_auditevent SET action = 'custom.other' WHERE seq = %s", [seq(ten_events, 2)])
     with pytest.raises(SystemExit) as exited:
         call_command("audit", "verify", "--json")
     report = json.loads(capsys.readouterr().out)
     assert exited.value.code == 1
-    assert report["first_break"]["seq"] == 2 and report["verified"] == 1
+    assert report["first_break"]["seq"] == seq(ten_events, 2) and report["verified"] == 1
 
 
 def test_events_are_sealed_once_their_transaction_commits(transactional_db):
@@ -105,9 +115,9 @@ def test_postgresql_itself_refuses_to_change_or_delete_sealed_events(ten_events)
 
     AuditCheckpoint.objects.create(seq=0, hash="0" * 64, pruned=0)
     for sql in (
-        "UPDATE audit_auditevent SET action = 'x' WHERE seq = 1",
-        "UPDATE audit_auditevent SET hash = 'x' WHERE seq = 1",
-        "DELETE FROM audit_auditevent WHERE seq = 1",
+        f"UPDATE audit_auditevent SET action = 'x' WHERE seq = {seq(ten_events, 1)}",
+        f"UPDATE audit_auditevent SET hash = 'x' WHERE seq = {seq(ten_events, 1)}",
+        f"DELETE FROM audit_auditevent WHERE seq = {seq(ten_events, 1)}",
         "DELETE FROM audit_auditcheckpoint",
     ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
