@@ -1,17 +1,26 @@
-"""What both benchmarks share: the machine they ran on, summary figures, the portal's environment."""
+"""What the benchmarks share: the machine they ran on, summary figures, the portal's environment, scratch databases."""
 
+import json
 import os
 import platform
 import statistics
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
+import psycopg
 
-from tests.services import subprocess_env
+from tests.services import ROOT, manage, subprocess_env
 
 ADMIN_PASSWORD = "bench-admin-password-1"  # a throwaway account in a temporary var dir
+# This machine's services; scratch databases are created next to "postgres" and dropped afterwards.
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379"
 
 
 def machine() -> dict[str, object]:
@@ -54,3 +63,36 @@ def runportal(port: int, *options: str) -> list[str]:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def scratch_postgres(label: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database named opsportal_bench_<label>_<random>, dropped afterwards."""
+    name = f"opsportal_bench_{label}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(POSTGRES_URL)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_env(database_url: str, redis_db: int) -> dict[str, str]:
+    """What switches a portal process to PostgreSQL and Redis (production mode needs SECRET_KEY)."""
+    return {"DATABASE_URL": database_url, "REDIS_URL": f"{REDIS_URL}/{redis_db}", "SECRET_KEY": "b" * 60}
+
+
+def django_json(code: str, env: dict[str, str], timeout: float = 3600) -> dict:
+    """Run code in `manage.py shell -c` (the repository root on PYTHONPATH); its last stdout line, as JSON."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))}
+    result = manage("shell", "-c", code, env=env, timeout=timeout)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise RuntimeError(f"manage.py shell failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def migrate(env: dict[str, str]) -> None:
+    result = manage("migrate", "-v0", env=env, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{result.stderr[-3000:]}")

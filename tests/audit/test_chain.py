@@ -158,3 +158,12 @@ def test_a_runtime_role_with_the_documented_grants_cannot_switch_the_guards_off(
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_the_database_check_warns_when_the_portal_could_switch_the_guards_off():
+    from apps.audit.checks import audit_database
+
+    ids = [message.id for message in audit_database(None, databases=["default"])]
+
+    # Tests connect to PostgreSQL as a superuser; SQLite has no roles to speak of.
+    assert ids == (["opsportal.W101"] if connection.vendor == "postgresql" else [])
