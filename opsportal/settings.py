@@ -312,6 +312,9 @@ MONITORING_INTERVAL_SECONDS = config.integer("MONITORING_INTERVAL_SECONDS", 5, m
 
 # ---------------------------------------------------------------- audit & alerts
 AUDIT_LOG_RETENTION_DAYS = config.integer("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
+# Each process seals the audit chain in a thread of its own, woken by commits
+# (apps.audit.sealer); the test suite seals inline, where it can wait for it.
+AUDIT_SEAL_IN_BACKGROUND = True
 SLACK_WEBHOOK_URL = config.url("SLACK_WEBHOOK_URL", "", ("https", "http"))
 
 # Without EMAIL_HOST, mail is written to the log instead of sent.

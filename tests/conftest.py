@@ -31,6 +31,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://..."))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def audit_seals_inline():
+    """Seal the audit chain in the committing thread, so a test's events are sealed when its request returns.
+
+    (tests/audit/test_sealer.py runs the background sealer itself; servers started by tests run it too.)
+    """
+    from django.test import override_settings
+
+    with override_settings(AUDIT_SEAL_IN_BACKGROUND=False):
+        yield
+
+
 @pytest.fixture
 def superuser(django_user_model):
     return django_user_model.objects.create_superuser("alice", "alice@example.org", "alice-password-1")

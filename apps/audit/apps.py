@@ -14,7 +14,7 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.models import Group, User
 
-        from apps.audit import capture, checks, receivers, registry  # noqa: F401 - receivers and checks register on import
+        from apps.audit import capture, checks, receivers, registry, sessions  # noqa: F401 - receivers register on import
 
         registry.register(
             User,

@@ -24,10 +24,6 @@ class AuditEventQuerySet(models.QuerySet):
     def bulk_update(self, objs: object, fields: object, batch_size: int | None = None) -> int:
         raise AppendOnlyError("audit events cannot be updated")
 
-    def _seal(self, events: list["AuditEvent"]) -> None:
-        """The one sanctioned update: give unsealed events their place in the chain (apps.audit.chain)."""
-        models.QuerySet(self.model, using=self.db).bulk_update(events, ["seq", "prev_hash", "hash"])
-
 
 class AuditEvent(models.Model):
     """Who did what, when, from where.

@@ -5,6 +5,7 @@ QuerySet.update(), bulk_create(), bulk_update() and raw SQL are recorded too.
 Later apps register their models in their AppConfig.ready().
 """
 
+import functools
 from dataclasses import dataclass
 
 from django.db import models
@@ -50,6 +51,7 @@ def register(
         ignored=frozenset(column[name] for name in ignore),
         password_column=column[password_field] if password_field else "",
     )
+    audited_tables.cache_clear()
 
 
 def registrations() -> list[Registration]:
@@ -60,5 +62,6 @@ def by_label(label: str) -> Registration | None:
     return _registry.get(label)
 
 
+@functools.cache  # looked up on every write statement; registrations happen once, at start-up
 def audited_tables() -> frozenset[str]:
     return frozenset(registration.table for registration in _registry.values())

@@ -2,6 +2,7 @@
 
 import datetime
 import decimal
+import ipaddress
 import json
 import math
 import uuid
@@ -9,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from apps.audit import chain
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.models import Outcome
 from apps.core import context
 from apps.core.redaction import redact
 
@@ -30,8 +31,8 @@ def record(
     details: Mapping[str, Any] | None = None,
     outcome: str = Outcome.SUCCESS,
     actor: AbstractBaseUser | None = None,
-) -> AuditEvent:
-    """Record that `action` happened, in the caller's transaction (a rollback leaves no event).
+) -> int:
+    """Record that `action` happened, in the caller's transaction (a rollback leaves no event); returns its id.
 
     Actor, client IP, user agent and request id come from the request context
     unless `actor` is given. `resource` is a model instance or a
@@ -46,21 +47,40 @@ def record(
         actor_id, actor_username = actor.pk, actor.get_username()
     else:
         actor_id, actor_username = ctx.user_id, ctx.username or "system"
-    return AuditEvent.objects.create(
-        timestamp=timezone.now(),
-        action=action[:64],
-        outcome=outcome if outcome in Outcome.values else Outcome.FAILURE,
-        actor_id=actor_id,
-        actor_username=actor_username[:150],
-        resource_type=resource_type[:100],
-        resource_id=resource_id[:64],
-        resource_repr=resource_repr[:200],
-        changes=_bounded(redact(sanitize(dict(changes or {})))),
-        details=_bounded(redact(sanitize(dict(details or {})))),
-        ip=ctx.ip,
-        user_agent=ctx.user_agent[:512],
-        request_id=(ctx.request_id or "")[:128],
-    )
+    values = [
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        actor_id,
+        actor_username[:150],
+        action[:64],
+        outcome if outcome in Outcome.values else Outcome.FAILURE,
+        resource_type[:100],
+        resource_id[:64],
+        resource_repr[:200],
+        json.dumps(_bounded(redact(sanitize(dict(changes or {})))), ensure_ascii=False),
+        json.dumps(_bounded(redact(sanitize(dict(details or {})))), ensure_ascii=False),
+        valid_ip(ctx.ip),
+        ctx.user_agent[:512],
+        (ctx.request_id or "")[:128],
+    ]
+    # Straight SQL, not Model.save(): every request and task that changes anything
+    # comes through here, and the ORM's insert costs three times the CPU.
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, values)
+        return cursor.fetchone()[0]
+
+
+_COLUMNS = ", ".join(f'"{name}"' for name in chain.HASHED_FIELDS)
+_PLACEHOLDERS = ", ".join(["%s"] * len(chain.HASHED_FIELDS))
+# The table's name quoted, as the ORM writes it: the capture hook seals after such inserts.
+_INSERT = f'INSERT INTO "{chain.TABLE}" ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) RETURNING id'  # noqa: S608 - constants
+
+
+def valid_ip(text: str | None) -> str | None:
+    """The address in canonical form, or None for anything that is not an IP address."""
+    try:
+        return str(ipaddress.ip_address(text)) if text else None
+    except ValueError:
+        return None
 
 
 def _resource(resource: models.Model | tuple[str, str, str] | None) -> tuple[str, str, str]:

@@ -1,8 +1,10 @@
+import re
 from http import HTTPStatus
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit import chain
@@ -104,4 +106,33 @@ async def test_under_asgi_the_export_streams_asynchronously(async_client, superu
 
     assert response.is_async
     body = "".join([chunk.decode() async for chunk in response.streaming_content])
+    await sync_to_async(connections.close_all)()  # the database thread's connection, before the test database goes
+
     assert "alert.ack" in body and "backup.run" in body
+
+
+def test_the_date_hierarchy_offers_the_calendar_between_the_first_and_last_event(admin_client_, behind_the_orms_back):
+    from datetime import UTC, datetime
+
+    record("custom.january")
+    record("custom.march")
+    chain.seal()
+    for action, moment in (("custom.january", datetime(2031, 1, 30, 12, tzinfo=UTC)),
+                           ("custom.march", datetime(2031, 3, 2, 12, tzinfo=UTC))):  # fmt: skip
+        behind_the_orms_back("UPDATE audit_auditevent SET timestamp = %s WHERE action = %s", [moment, action])
+
+    years = admin_client_.get(LIST).content.decode()
+    months = admin_client_.get(LIST, {"timestamp__year": "2031"}).content.decode()
+    days = admin_client_.get(LIST, {"timestamp__year": "2031", "timestamp__month": "3"}).content.decode()
+    one_day = admin_client_.get(LIST, {"timestamp__year": "2031", "timestamp__month": "3", "timestamp__day": "2"})
+
+    def links(page: str) -> set[str]:
+        return {link.replace("&amp;", "&") for link in re.findall(r'href="\?(timestamp[^"]*)"', page)}
+
+    assert "timestamp__year=2031" in links(years) and "timestamp__year=2020" not in links(years)
+    assert {"timestamp__month=2&timestamp__year=2031", "timestamp__month=3&timestamp__year=2031"} <= links(months)
+    assert "timestamp__month=4&timestamp__year=2031" not in links(months)  # after the last event
+    march = {f"timestamp__day={d}&timestamp__month=3&timestamp__year=2031" for d in (1, 2)}
+    assert march <= links(days) and "timestamp__day=3&timestamp__month=3&timestamp__year=2031" not in links(days)
+    listed = one_day.content.decode()
+    assert 'field-action">custom.march<' in listed and 'field-action">custom.january<' not in listed

@@ -167,3 +167,25 @@ def test_the_database_check_warns_when_the_portal_could_switch_the_guards_off():
 
     # Tests connect to PostgreSQL as a superuser; SQLite has no roles to speak of.
     assert ids == (["opsportal.W101"] if connection.vendor == "postgresql" else [])
+
+
+@pytest.mark.parametrize(
+    ("stored", "canonical"),
+    [
+        ("2026-11-23 20:10:00.123456", "2026-11-23T20:10:00.123456+00:00"),  # as Django writes it
+        ("2026-11-23 20:10:00.123", "2026-11-23T20:10:00.123000+00:00"),  # as SQLite's own clock writes it
+        ("2026-11-23 20:10:00", "2026-11-23T20:10:00.000000+00:00"),  # a whole second
+    ],
+)
+def test_sqlite_timestamps_read_back_as_one_canonical_text(stored, canonical):
+    assert chain._utc_text(stored) == canonical
+
+
+def test_json_past_what_a_double_holds_is_hashed_as_stored_not_refused():
+    content = ["2026-11-23T20:10:00.000000+00:00", None, "db:root", "model.update", "success", "x", "1", "",
+               '{"n": [1e400, 2]}', "{}", None, "", ""]  # fmt: skip
+
+    first = chain.canonical(content, seq=1, prev_hash=chain.GENESIS)
+
+    assert first == chain.canonical(content, seq=1, prev_hash=chain.GENESIS)
+    assert first != chain.canonical([*content[:8], '{"n": [1e300, 2]}', *content[9:]], seq=1, prev_hash=chain.GENESIS)

@@ -109,3 +109,17 @@ def test_a_deactivated_users_session_no_longer_works(staff_client, staff_user):
     staff_user.save()
 
     assert staff_client.get("/admin/").status_code == HTTPStatus.FOUND
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deactivation_ends_the_users_sessions_for_good(staff_client, staff_user, client, superuser):
+    client.force_login(superuser)  # someone else's session stays
+    assert staff_client.get("/admin/").status_code == HTTPStatus.OK
+
+    staff_user.is_active = False
+    staff_user.save()
+    staff_user.is_active = True
+    staff_user.save()
+
+    assert staff_client.get("/admin/").status_code == HTTPStatus.FOUND
+    assert client.get("/admin/").status_code == HTTPStatus.OK

@@ -6,8 +6,6 @@ function registered on the connection. After a transaction that wrote audited
 rows commits, the new events are sealed into the chain.
 """
 
-import contextvars
-import ipaddress
 import json
 import re
 from typing import Any
@@ -18,14 +16,13 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from apps.audit import chain, registry
 from apps.audit.capture import postgresql, sqlite
-from apps.audit.models import AuditEvent
+from apps.audit.sealer import sealer
+from apps.audit.services import valid_ip
 from apps.core import context
 
 logger = structlog.get_logger(__name__)
 
 WRITE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"([^"]+)"', re.IGNORECASE)
-AUDIT_TABLE = AuditEvent._meta.db_table
-_sealing = contextvars.ContextVar("opsportal_audit_sealing", default=False)
 
 
 def context_json() -> str:
@@ -35,7 +32,7 @@ def context_json() -> str:
         {
             "user_id": ctx.user_id,
             "username": ctx.username or "system",
-            "ip": _valid_ip(ctx.ip),
+            "ip": valid_ip(ctx.ip),
             "user_agent": ctx.user_agent[:512],
             "request_id": (ctx.request_id or "")[:128],
             "channel": ctx.channel,
@@ -43,42 +40,27 @@ def context_json() -> str:
     )
 
 
-def _valid_ip(text: str | None) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text)) if text else None
-    except ValueError:
-        return None
-
-
 def seal_after_commit() -> None:
-    token = _sealing.set(True)
-    try:
-        chain.seal()
-    finally:
-        _sealing.reset(token)
+    sealer.wake()
 
 
 class ConnectionHook:
-    """An execute wrapper on every connection: context before writes, sealing after commits."""
+    """An execute wrapper on every connection: context before audited writes, sealing after commits."""
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, ctx: dict) -> Any:
         match = WRITE.match(sql) if isinstance(sql, str) else None
         if match is None:
             return execute(sql, params, many, ctx)
-        connection = ctx["connection"]
-        if connection.vendor == "postgresql":
-            self.send_context(connection, ctx["cursor"])
+        table, connection = match.group(1), ctx["connection"]
+        audited = table in registry.audited_tables()
+        if audited and connection.vendor == "postgresql":
+            # Before every such write: a setting made in a transaction or savepoint
+            # that rolls back is rolled back too, so remembering what was sent is unsafe.
+            ctx["cursor"].execute("SELECT set_config('opsportal.audit_context', %s, false)", [context_json()])
         result = execute(sql, params, many, ctx)
-        table = match.group(1)
-        if not _sealing.get() and (table == AUDIT_TABLE or table in registry.audited_tables()):
+        if (audited or table == chain.TABLE) and not chain.sealing():
             self.seal_on_commit(connection)
         return result
-
-    @staticmethod
-    def send_context(connection: BaseDatabaseWrapper, cursor: Any) -> None:
-        # Before every write: a setting made in a transaction or savepoint that
-        # rolls back is rolled back too, so remembering what was sent is unsafe.
-        cursor.execute("SELECT set_config('opsportal.audit_context', %s, false)", [context_json()])
 
     @staticmethod
     def seal_on_commit(connection: BaseDatabaseWrapper) -> None:
