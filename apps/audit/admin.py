@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 
 from apps.audit import export, registry
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, valid_ip
 
 
 class CappedCountPaginator(Paginator):
@@ -74,7 +74,8 @@ class ResourceTypeFilter(CachedValuesFilter):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["timestamp", "action", "outcome", "actor_username", "resource", "ip", "short_request_id", "seq"]
     list_filter = [ActionFilter, "outcome", ActorFilter, ResourceTypeFilter]
-    search_fields = ["=actor_username", "=ip", "=resource_id", "resource_repr", "=request_id"]
+    search_fields = ["=actor_username", "=resource_id", "resource_repr", "=request_id"]
+    search_help_text = "An IP address, a username, a request id, a resource id, or words of a resource's name."
     date_hierarchy = "timestamp"
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -83,6 +84,13 @@ class AuditEventAdmin(admin.ModelAdmin):
               "resource_repr", "changes_table", "details", "ip", "user_agent", "request_id", "seq", "prev_hash",
               "hash"]  # fmt: skip
     readonly_fields = fields
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """An address is looked up in its own index; anything else in the other fields."""
+        address = valid_ip(search_term.strip())
+        if address:
+            return queryset.filter(ip=address), False
+        return super().get_search_results(request, queryset, search_term)
 
     def get_urls(self) -> list:
         export_view = self.admin_site.admin_view(self.export_view)

@@ -69,6 +69,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_username", "-timestamp"], name="audit_actor_time"),
             models.Index(fields=["resource_type", "resource_id"], name="audit_resource"),
             models.Index(fields=["outcome", "-timestamp"], name="audit_outcome_time"),
+            models.Index(fields=["ip", "-timestamp"], name="audit_ip_time"),  # a search for an address
             # The sealer's queue: only the few unsealed rows.
             models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"),
         ]
