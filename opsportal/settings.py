@@ -51,6 +51,9 @@ CSRF_TRUSTED_ORIGINS = config.words("CSRF_TRUSTED_ORIGINS", [])
 # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs).
 TRUSTED_PROXIES = config.networks("TRUSTED_PROXIES", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # only reaches Django from TRUSTED_PROXIES
+# Networks outbound HTTP (webhooks, Slack, health checks) may always reach, though
+# internal (a corporate relay, say); anything else internal needs a per-destination flag.
+OUTBOUND_INTERNAL_NETWORKS = config.networks("OUTBOUND_INTERNAL_NETWORKS", [])
 
 # HTTPS=true when users reach the portal over HTTPS (directly or via a TLS proxy).
 HTTPS = config.boolean("HTTPS", False)
@@ -82,6 +85,7 @@ INSTALLED_APPS = [
     "django_structlog",
     "apps.core",
     "apps.audit",
+    "apps.alerts",
     "apps.dashboard",
 ]
 
@@ -315,7 +319,20 @@ AUDIT_LOG_RETENTION_DAYS = config.integer("AUDIT_LOG_RETENTION_DAYS", 90, minimu
 # Each process seals the audit chain in a thread of its own, woken by commits
 # (apps.audit.sealer); the test suite seals inline, where it can wait for it.
 AUDIT_SEAL_IN_BACKGROUND = True
-SLACK_WEBHOOK_URL = config.url("SLACK_WEBHOOK_URL", "", ("https", "http"))
+# The portal's address as people reach it, for links in notifications (empty: relative links).
+PORTAL_URL = config.url("PORTAL_URL", "", ("https", "http")).rstrip("/")
+# The scheduler's beat for group waits, escalations, reminders and the delivery sweep.
+ALERTS_TICK_SECONDS = config.integer("ALERTS_TICK_SECONDS", 5, minimum=1, maximum=60)
+# A notification still undelivered after this long is dead: shown in the admin, replayable, reported.
+ALERTS_GIVE_UP_MINUTES = config.integer("ALERTS_GIVE_UP_MINUTES", 60, minimum=1)
+# Delivery (apps.alerts.delivery): a receiver that has not answered within the timeout is cut off
+# and tried again later; a worker holds a notification it is sending for the lease, after which
+# another worker may take it over (so the lease must outlast a send).
+ALERTS_DELIVERY_TIMEOUT_SECONDS = config.integer("ALERTS_DELIVERY_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+ALERTS_LEASE_SECONDS = config.integer("ALERTS_LEASE_SECONDS", 60, minimum=10)
+if ALERTS_LEASE_SECONDS < 2 * ALERTS_DELIVERY_TIMEOUT_SECONDS:
+    config.fail("ALERTS_LEASE_SECONDS", ALERTS_LEASE_SECONDS, "at least twice ALERTS_DELIVERY_TIMEOUT_SECONDS")
+CELERY_BEAT_SCHEDULE["alerts-tick"] = {"task": "apps.alerts.tasks.alerts_tick", "schedule": float(ALERTS_TICK_SECONDS)}
 
 # Without EMAIL_HOST, mail is written to the log instead of sent.
 EMAIL_HOST = config.string("EMAIL_HOST")

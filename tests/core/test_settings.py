@@ -16,7 +16,8 @@ BAD_SETTINGS = [
     ("PROMETHEUS_ENABLED", "maybe", "true or false"),
     ("TRUSTED_PROXIES", "10.0.0.0/33", "IP addresses or networks"),
     ("LOG_API_LEVEL", "chatty", "one of DEBUG"),
-    ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "https://"),
+    ("PORTAL_URL", "ops.example.org", "https://"),
+    ("ALERTS_TICK_SECONDS", "0", ">= 1"),
 ]
 
 

@@ -1,0 +1,32 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+class AlertsConfig(AppConfig):
+    name = "apps.alerts"
+    label = "alerts"
+    verbose_name = "Alerts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.alerts import checks  # noqa: F401 - registers on import
+        from apps.alerts.models import EscalationPolicy, EscalationStep, NotificationChannel, Route, Silence
+        from apps.audit import registry
+
+        # Who changed where notifications go, and who silenced what. (Alerts themselves
+        # are not: their timeline records every transition, and acknowledgements and
+        # manual resolves are recorded as alert.ack / alert.resolve.)
+        registry.register(NotificationChannel, repr_field="name", redact=("secret", "headers", "url"))
+        registry.register(Route, repr_field="name")
+        registry.register(EscalationPolicy, repr_field="name")
+        registry.register(EscalationStep, repr_field="policy")
+        registry.register(EscalationStep.channels.through, repr_field="escalationstep")
+        registry.register(Silence, repr_field="comment")
+        post_save.connect(_silence_saved, sender=Silence, dispatch_uid="opsportal_alerts_silence_saved")
+
+
+def _silence_saved(sender: type, instance: object, raw: bool = False, **kwargs: object) -> None:
+    if not raw:  # not while loading fixtures
+        from apps.alerts import services
+
+        services.silence_applied(instance)

@@ -1,0 +1,56 @@
+"""What a notification says, rendered once when its row is written so that every attempt sends the same."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+
+from apps.alerts.models import Alert, Notification
+
+HEADLINE = {
+    Notification.Kind.FIRING: "FIRING",
+    Notification.Kind.ESCALATION: "ESCALATED",
+    Notification.Kind.REMINDER: "STILL FIRING",
+    Notification.Kind.RESOLVED: "RESOLVED",
+    Notification.Kind.DEAD_LETTER: "UNDELIVERABLE",
+    Notification.Kind.TEST: "TEST",
+}
+
+
+def alert_url(alert: Alert) -> str:
+    path = reverse("admin:alerts_alert_change", args=[alert.pk])
+    return f"{settings.PORTAL_URL}{path}" if settings.PORTAL_URL else path
+
+
+def describe(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.pk,
+        "source": alert.source,
+        "key": alert.key,
+        "severity": alert.severity,
+        "state": alert.state,
+        "episode": alert.episode,
+        "summary": alert.summary,
+        "description": alert.description,
+        "labels": alert.labels,
+        "value": alert.value,
+        "started_at": alert.started_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "url": alert_url(alert),
+    }
+
+
+def payload(kind: str, alerts: Sequence[Alert], *, note: str = "") -> dict[str, Any]:
+    """Title, plain text and the alerts as data; the transports shape it for e-mail, Slack or a webhook."""
+    worst = max(alerts, key=lambda alert: SEVERITY_RANK[alert.severity])
+    count = f":{len(alerts)}" if len(alerts) > 1 else ""
+    title = f"[{HEADLINE[kind]}{count}] {worst.severity}: {worst.summary}"
+    lines = [
+        f"- [{alert.severity}] {alert.source}/{alert.key}: {alert.summary} <{alert_url(alert)}>" for alert in alerts
+    ]
+    text = "\n".join([*([note] if note else []), *lines])
+    return {"kind": kind, "title": title[:250], "text": text, "alerts": [describe(alert) for alert in alerts]}
+
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
