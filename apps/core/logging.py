@@ -146,6 +146,10 @@ def build_logging(
     # them with the task's arguments and return value.
     loggers["celery.app.trace"] = {"level": "WARNING"}
     loggers["celery.worker.strategy"] = {"level": "WARNING"}
+    # httpx logs every request's full URL, which may carry a token (a Slack webhook's is
+    # its path); apps.core.outbound logs each request itself, without it.
+    loggers["httpx"] = {"level": "WARNING"}
+    loggers["httpcore"] = {"level": "WARNING"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -38,10 +38,15 @@ def parse(url: str | httpx.URL) -> httpx.URL:
 
 
 def safe_url(url: httpx.URL) -> str:
-    """scheme://host:port/path, for logs and errors: credentials, query strings and fragments may hold tokens."""
+    """scheme://host:port/..., for logs and errors.
+
+    Credentials, query strings and paths may all hold secrets (a Slack incoming
+    webhook's token is its path), so only where the request went is kept.
+    """
     host = f"[{url.host}]" if ":" in url.host else url.host
     port = url.port or DEFAULT_PORTS.get(url.scheme)
-    return redact(f"{url.scheme}://{host}{f':{port}' if port else ''}{url.path}")
+    path = "/..." if url.path not in ("", "/") else "/"
+    return redact(f"{url.scheme}://{host}{f':{port}' if port else ''}{path}")
 
 
 def literal_address(host: str) -> IPAddress | None:
