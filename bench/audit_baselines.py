@@ -9,44 +9,25 @@ Runs inside a configured Django process (`manage.py shell -c`), as tests/audit/w
 """
 
 import json
-import threading
 import time
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+
+from tests.threads import in_threads
 
 
 def write_plain_concurrently(threads: int, per_thread: int) -> dict:
     """Insert threads x per_thread LogEntry rows from `threads` threads, one transaction each; counts and time."""
     user, _ = User.objects.get_or_create(username="bench-writer")
-    start = threading.Barrier(threads)
-    errors: list[str] = []
 
-    def writer(number: int) -> None:
-        start.wait()
-        try:
-            for n in range(per_thread):
-                with transaction.atomic():
-                    LogEntry.objects.create(
-                        user_id=user.pk,
-                        object_id=str(n),
-                        object_repr="bench.append",
-                        action_flag=CHANGE,
-                        change_message=json.dumps({"writer": number, "n": n}),
-                    )
-        except Exception as exc:
-            errors.append(repr(exc))
-        finally:
-            connection.close()
+    def write(writer: int, n: int) -> None:
+        LogEntry.objects.create(user_id=user.pk, object_id=str(n), object_repr="bench.append", action_flag=CHANGE,
+                                change_message=json.dumps({"writer": writer, "n": n}))  # fmt: skip
 
     before = LogEntry.objects.count()
-    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
     started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = in_threads(threads, per_thread, write)
     elapsed = time.perf_counter() - started
     return {
         "written": LogEntry.objects.count() - before,

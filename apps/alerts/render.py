@@ -1,6 +1,7 @@
 """What a notification says, rendered once when its row is written so that every attempt sends the same."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,7 @@ def alert_url(alert: Alert) -> str:
 
 
 def describe(alert: Alert) -> dict[str, Any]:
+    """An alert as data: in notifications, broadcasts and `alerts list --json` alike."""
     return {
         "id": alert.pk,
         "source": alert.source,
@@ -35,10 +37,18 @@ def describe(alert: Alert) -> dict[str, Any]:
         "description": alert.description,
         "labels": alert.labels,
         "value": alert.value,
+        "fire_count": alert.fire_count,
         "started_at": alert.started_at.isoformat(),
-        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "last_fired_at": alert.last_fired_at.isoformat(),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "resolved_at": _iso(alert.resolved_at),
+        "silenced": alert.silenced_by_id is not None,
         "url": alert_url(alert),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def payload(kind: str, alerts: Sequence[Alert], *, note: str = "") -> dict[str, Any]:

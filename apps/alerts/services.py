@@ -463,20 +463,7 @@ def _transition(
 
 
 def _broadcast(alert: Alert) -> None:
-    broadcast_on_commit(
-        "alerts",
-        {
-            "id": alert.pk,
-            "source": alert.source,
-            "key": alert.key,
-            "severity": alert.severity,
-            "state": alert.state,
-            "summary": alert.summary,
-            "episode": alert.episode,
-            "silenced": alert.silenced_by_id is not None,
-            "last_fired_at": alert.last_fired_at.isoformat(),
-        },
-    )
+    broadcast_on_commit("alerts", render.describe(alert))
 
 
 def _fields(alert: Alert) -> dict[str, str]:

@@ -24,6 +24,7 @@ from django.utils.http import urlencode
 from apps.audit import export, registry
 from apps.audit.models import AuditEvent
 from apps.audit.services import record, valid_ip
+from apps.core.readonly import ReadOnlyAdminMixin
 
 
 class CappedCountPaginator(Paginator):
@@ -71,7 +72,7 @@ class ResourceTypeFilter(CachedValuesFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["timestamp", "action", "outcome", "actor_username", "resource", "ip", "short_request_id", "seq"]
     list_filter = [ActionFilter, "outcome", ActorFilter, ResourceTypeFilter]
     search_fields = ["=actor_username", "=resource_id", "resource_repr", "=request_id"]
@@ -111,15 +112,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
         return response
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # PostgreSQL's inet column cannot be compared with text that is not an address.

@@ -4,14 +4,12 @@ Runs inside a configured Django process (manage.py shell): each thread records
 events, each in its own transaction, as requests and tasks do.
 """
 
-import threading
 import time
-
-from django.db import connection, transaction
 
 from apps.audit import chain
 from apps.audit.models import AuditEvent
 from apps.audit.services import record
+from tests.threads import in_threads
 
 
 def write_concurrently(threads: int, per_thread: int) -> dict:
@@ -19,27 +17,11 @@ def write_concurrently(threads: int, per_thread: int) -> dict:
 
     The time runs until every event is sealed into the chain, not just written.
     """
-    start = threading.Barrier(threads)
-    errors: list[str] = []
-
-    def writer(number: int) -> None:
-        start.wait()
-        try:
-            for n in range(per_thread):
-                with transaction.atomic():
-                    record("bench.append", details={"writer": number, "n": n})
-        except Exception as exc:
-            errors.append(repr(exc))
-        finally:
-            connection.close()
-
     before = AuditEvent.objects.count()
-    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
     started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = in_threads(
+        threads, per_thread, lambda writer, n: record("bench.append", details={"writer": writer, "n": n})
+    )
     written_after = time.perf_counter() - started
     sealed_in_background = wait_until_sealed(timeout=30.0)  # by the process's sealer, woken by the commits
     elapsed = time.perf_counter() - started

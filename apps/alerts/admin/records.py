@@ -24,6 +24,7 @@ from apps.alerts import delivery, services
 from apps.alerts.forms import SilenceForForm, exact_matcher
 from apps.alerts.models import Alert, DeliveryAttempt, Notification, Silence, Transition
 from apps.audit.admin import CappedCountPaginator
+from apps.core.readonly import ReadOnlyAdminMixin
 
 TIMELINE_ROWS = 200
 DELIVERY_ROWS = 50
@@ -64,7 +65,7 @@ class SilencedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["severity_badge", "state_badge", "fingerprint", "summary", "episode", "fire_count", "started_at",
                     "last_fired_at", "silenced", "acknowledged_by"]  # fmt: skip
     list_display_links = ["fingerprint"]
@@ -84,16 +85,7 @@ class AlertAdmin(admin.ModelAdmin):
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     Media = AlertsMedia
 
-    # Read-only everywhere; acting on an alert (the actions and the page's buttons) needs change_alert.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
+    # Acting on an alert (the actions and the page's buttons) needs change_alert.
     def has_act_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("alerts.change_alert")
 
@@ -256,7 +248,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "channel", "status_badge", "attempts", "last_status", "delivered_at", "title"]
     list_filter = ["status", "kind", "channel"]
     search_fields = ["=key"]
@@ -272,15 +264,6 @@ class NotificationAdmin(admin.ModelAdmin):
     inlines = [DeliveryAttemptInline]
     actions = ["replay"]
     Media = AlertsMedia
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("alerts.change_notification")

@@ -27,7 +27,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from apps.alerts import delivery, matchers, services
+from apps.alerts import delivery, matchers, render, services
 from apps.alerts.forms import parse_duration
 from apps.alerts.models import Alert, Notification, NotificationChannel, Severity, Silence, State
 from apps.core import context
@@ -78,26 +78,6 @@ def cli_user() -> AbstractBaseUser:
         **{users.USERNAME_FIELD: name}, defaults={"is_active": False, "password": make_password(None)}
     )
     return user
-
-
-def as_data(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.pk,
-        "source": alert.source,
-        "key": alert.key,
-        "severity": alert.severity,
-        "state": alert.state,
-        "summary": alert.summary,
-        "labels": alert.labels,
-        "value": alert.value,
-        "episode": alert.episode,
-        "fire_count": alert.fire_count,
-        "started_at": alert.started_at.isoformat(),
-        "last_fired_at": alert.last_fired_at.isoformat(),
-        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
-        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
-        "silenced": alert.silenced_by_id is not None,
-    }
 
 
 class Command(BaseCommand):
@@ -202,7 +182,7 @@ class Command(BaseCommand):
             alerts = alerts.filter(source=source)
         rows = list(alerts.order_by("-last_fired_at", "-pk")[: max(limit, 0)])
         if json:
-            self.stdout.write(jsonlib.dumps([as_data(alert) for alert in rows], indent=2))
+            self.stdout.write(jsonlib.dumps([render.describe(alert) for alert in rows], indent=2))
             return
         self.stdout.write(table(rows))
         if rows and len(rows) == limit:
@@ -277,7 +257,7 @@ class Command(BaseCommand):
 
     def show(self, alert: Alert, json: bool, what: str) -> None:
         if json:
-            self.stdout.write(jsonlib.dumps(as_data(alert), indent=2))
+            self.stdout.write(jsonlib.dumps(render.describe(alert), indent=2))
         else:
             self.stdout.write(
                 f"Alert {alert.pk} {what}: {alert.state}, [{alert.severity}] {alert.fingerprint}: {alert.summary}"
