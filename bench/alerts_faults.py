@@ -10,10 +10,11 @@ alerts fired with services.alert_fire() to a webhook receiver on loopback.
 - outage: the receiver refuses connections for --outage seconds (--full: 120) from
   before the alert fires; how long after its return the notification arrived, and
   when the backoff had scheduled the next try.
-- kill burst: --burst alerts (--full: 1,000) fired as fast as one producer can while
-  the worker (with its children) is SIGKILLed 3 times and restarted; keys delivered,
-  duplicate sends (bound: 2 children x 3 kills, each the orphaned attempt of a send
-  cut off by a kill), and the time from the last kill until the last delivery.
+- kill burst: --burst alerts (--full: 1,000) fired at once while the worker is stopped,
+  then delivered by a worker that is SIGKILLed (with its children) 3 times as it works
+  through them, and restarted each time; keys delivered, duplicate sends (bound: 2
+  children x 3 kills, each the orphaned attempt of a send cut off by a kill), and the
+  time from the last kill until the last delivery.
 - crash before dispatch: a producer commits 5 notifications and is SIGKILLed before
   queueing their task; how long until the sweeper had them delivered.
 
@@ -122,8 +123,8 @@ def main() -> None:
         f"  kill burst: {kill['keys_received']}/{kill['notifications']} keys received,"
         f" {kill['delivered']} delivered; duplicate sends {kill['duplicate_sends']}"
         f" (orphaned attempts {kill['orphaned_attempts']}, bound {kill['bound']});"
-        f" kills at {kill['kills_at_keys']} keys; fired in {kill['fired_seconds']:.1f} s,"
-        f" all delivered after {kill['seconds']:.1f} s, {kill['healed_after_last_kill']:.1f} s after the last kill"
+        f" kills at {kill['kills_at_keys']} keys; fired in {kill['fired_seconds']:.1f} s, all delivered"
+        f" {kill['seconds']:.1f} s after that, {kill['healed_after_last_kill']:.1f} s after the last kill"
     )
     print(
         f"  crash before dispatch: producer exit {crash['exit_code']}, {crash['delivered']}/5 delivered"

@@ -3,14 +3,17 @@
 Each case runs in `manage.py shell -c` against a fresh, migrated scratch database
 and a Redis database of its own (the production mode: broadcasts go through Redis):
 
-- alert_fire: fire_concurrently(threads, per_thread): threads started together, each
-  calling services.alert_fire() per_thread times. Three calls in four raise a new
-  alert (a (source, key) of the thread's own); every fourth fires the previous key
-  again (the update path: counted, not re-notified). A default route (group_wait
-  30 s, the default) with a webhook channel routes every new alert, so each fire
-  routes, checks silences, writes the alert and its timeline and schedules its
-  first notification, which no tick sends during the run. Afterwards the alerts
-  are counted: none may be missing and their fire counts must add up to the calls.
+- alert_fire: fire_concurrently(threads, per_thread): threads started together
+  (tests/threads.in_threads: each call in a transaction of its own, which
+  alert_fire's own becomes a savepoint of), each calling services.alert_fire()
+  per_thread times. Three calls in four raise a new alert (a (source, key) of
+  the thread's own); every fourth fires the previous key again (the update path:
+  counted, not re-notified). A default route (group_wait 30 s, the default) with
+  a webhook channel routes every new alert, so each fire routes, checks
+  silences, writes the alert and its timeline, schedules its first notification
+  (which no tick sends during the run) and broadcasts the change after the
+  commit. Afterwards the alerts are counted: none may be missing, and their fire
+  counts must add up to the calls.
 - baseline: insert_concurrently(threads, per_thread): the same threads insert one
   plain Transition row (a timeline line of one alert) per call, one transaction
   each, through the ORM.
@@ -25,7 +28,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,27 +94,10 @@ def insert_concurrently(threads: int, per_thread: int) -> dict:
 
 
 def _concurrently(threads: int, per_thread: int, call: Callable[[int, int], None]) -> dict:
-    from django.db import connection
+    from tests.threads import in_threads
 
-    start = threading.Barrier(threads)
-    errors: list[str] = []
-
-    def producer(thread: int) -> None:
-        start.wait()
-        try:
-            for n in range(per_thread):
-                call(thread, n)
-        except Exception as exc:
-            errors.append(repr(exc))
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=producer, args=(n,)) for n in range(threads)]
     started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = in_threads(threads, per_thread, call)
     seconds = time.perf_counter() - started
     calls = threads * per_thread
     return {"calls": calls, "seconds": seconds, "per_second": calls / seconds, "errors": errors[:5]}

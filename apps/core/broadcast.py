@@ -1,10 +1,14 @@
 """broadcast_on_commit(): tell live pages about a change once it is committed, never before."""
 
+import asyncio
+import os
+import queue
+import threading
 from typing import Any
 
 import structlog
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = structlog.get_logger(__name__)
@@ -21,16 +25,57 @@ def broadcast_on_commit(topic: str, payload: dict[str, Any], *, using: str = "de
     A broadcast is a hint to refresh, not a record: if the channel layer is down
     the change is still in the database, so a failure is logged, never raised.
     """
+    transaction.on_commit(lambda: _publisher.publish(topic, payload), using=using)
 
-    def send() -> None:
+
+class Publisher:
+    """Sends broadcasts from one thread per process, with one event loop and so one set of layer connections.
+
+    async_to_sync() from a thread without an event loop starts a new loop, and
+    channels-redis a new connection, for every message: milliseconds of CPU per
+    broadcast. Here the committing thread only queues the message. The in-process
+    layer of the embedded mode is not shared across event loops, so it is still
+    sent to from the caller's thread (as cheap there as it is correct).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        try:
-            async_to_sync(layer.group_send)(
-                group_name(topic), {"type": "broadcast", "topic": topic, "payload": payload}
-            )
-        except Exception:
-            logger.warning("broadcast_failed", topic=topic, exc_info=True)
+        if isinstance(layer, InMemoryChannelLayer):
+            _send(async_to_sync(layer.group_send), topic, payload)
+            return
+        self._ensure_running()
+        self._queue.put((topic, payload))
 
-    transaction.on_commit(send, using=using)
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:  # the first broadcast in this process (or the first after a fork)
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="opsportal-broadcast", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        layer = get_channel_layer()
+        while True:
+            topic, payload = self._queue.get()
+            _send(lambda group, message: loop.run_until_complete(layer.group_send(group, message)), topic, payload)
+
+
+def _send(group_send: Any, topic: str, payload: dict[str, Any]) -> None:
+    try:
+        group_send(group_name(topic), {"type": "broadcast", "topic": topic, "payload": payload})
+    except Exception:
+        logger.warning("broadcast_failed", topic=topic, exc_info=True)
+
+
+_publisher = Publisher()
