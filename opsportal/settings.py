@@ -332,6 +332,9 @@ ALERTS_DELIVERY_TIMEOUT_SECONDS = config.integer("ALERTS_DELIVERY_TIMEOUT_SECOND
 ALERTS_LEASE_SECONDS = config.integer("ALERTS_LEASE_SECONDS", 60, minimum=10)
 if ALERTS_LEASE_SECONDS < 2 * ALERTS_DELIVERY_TIMEOUT_SECONDS:
     config.fail("ALERTS_LEASE_SECONDS", ALERTS_LEASE_SECONDS, "at least twice ALERTS_DELIVERY_TIMEOUT_SECONDS")
+# Retries wait a random time under a ceiling that doubles from the first to the max.
+ALERTS_RETRY_FIRST_SECONDS = config.integer("ALERTS_RETRY_FIRST_SECONDS", 5, minimum=1, maximum=3600)
+ALERTS_RETRY_MAX_SECONDS = config.integer("ALERTS_RETRY_MAX_SECONDS", 600, minimum=ALERTS_RETRY_FIRST_SECONDS)
 CELERY_BEAT_SCHEDULE["alerts-tick"] = {"task": "apps.alerts.tasks.alerts_tick", "schedule": float(ALERTS_TICK_SECONDS)}
 
 # Without EMAIL_HOST, mail is written to the log instead of sent.

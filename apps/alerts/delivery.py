@@ -37,8 +37,6 @@ logger = structlog.get_logger(__name__)
 
 BATCH = 20  # notifications per task: at ALERTS_DELIVERY_TIMEOUT_SECONDS each, far within the task time limit
 SWEEP_LIMIT = 1000  # rows a tick looks at; the next tick takes the rest
-RETRY_FIRST_SECONDS = 5
-RETRY_MAX_SECONDS = 600
 RATE_WINDOW = timedelta(minutes=1)
 # lease_owner of a row that sweep() has just dispatched: the next tick leaves it alone for a
 # lease's length, and any worker may claim it (worker tokens contain ":", this does not).
@@ -225,10 +223,12 @@ def _next_state(row: Notification, outcome: Outcome, now: datetime) -> dict[str,
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
-    """Seconds until the next try: full jitter under a ceiling that doubles from 5 s to 10 min, but never
+    """Seconds until the next try: full jitter under a ceiling that doubles from ALERTS_RETRY_FIRST_SECONDS to
+    ALERTS_RETRY_MAX_SECONDS, but never
     sooner than the receiver asked (Retry-After). Jitter keeps a recovering receiver from a synchronised burst.
     """
-    ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(max(attempts, 1) - 1, 16))
+    first, most = settings.ALERTS_RETRY_FIRST_SECONDS, settings.ALERTS_RETRY_MAX_SECONDS
+    ceiling = min(most, first * 2 ** min(max(attempts, 1) - 1, 16))
     return max(random.uniform(0, ceiling), retry_after or 0.0)  # noqa: S311 - jitter, not a secret
 
 

@@ -81,12 +81,15 @@ def in_background(work: Callable[[], object]) -> threading.Thread:
 
 
 @pytest.mark.usefixtures("tasks_run_inline")
-def test_500_then_200_is_delivered_with_exactly_one_more_attempt(clock, http_receiver, hook, make_notification):
+def test_500_then_200_is_delivered_with_exactly_one_more_attempt(
+    clock, settings, http_receiver, hook, make_notification
+):
+    settings.ALERTS_RETRY_FIRST_SECONDS = 3
     http_receiver.answer(500, 200)
     row = deliver(make_notification(hook))
 
     assert row.status == Status.PENDING and row.attempts == 1 and row.last_status == 500
-    assert NOW < row.next_attempt_at <= NOW + timedelta(seconds=delivery.RETRY_FIRST_SECONDS)
+    assert NOW < row.next_attempt_at <= NOW + timedelta(seconds=3)
     assert deliver(row).attempts == 1  # not due yet: nothing sent
     clock.move_to(row.next_attempt_at)
     assert delivery.sweep() == 1
