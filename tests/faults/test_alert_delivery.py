@@ -1,7 +1,7 @@
 """Alert delivery under faults, on PostgreSQL + Redis with real Celery processes: at least once, never lost.
 
 The portal runs as in production, in processes of its own (tests/faults/harness.py):
-a scratch database, Redis database 12, `celery -A opsportal worker` (prefork, 2
+a scratch database, a Redis database of its own (14 or 15), `celery -A opsportal worker` (prefork, 2
 children, acks_late) and `celery -A opsportal beat` ticking every second
 (ALERTS_TICK_SECONDS=1, ALERTS_LEASE_SECONDS=10, ALERTS_DELIVERY_TIMEOUT_SECONDS=2,
 retries 1 s doubling to 4 s);
@@ -25,7 +25,9 @@ from tests.faults.harness import Portal, Receiver, hard_timeout, portal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.xdist_group("alert_faults")]
 
-REDIS_DB = 12
+# A Redis database (broker and layer) per pytest-xdist worker: two portals on one database would take
+# each other's tasks, and each empties its database when it starts (this machine runs 2 workers: 14, 15).
+REDIS_DB = 14 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % 2
 OUTAGE_SECONDS = 10  # full: 120 (bench/alerts_faults.py)
 BURST = 200  # full: 1,000
 KILLS = 3
