@@ -107,17 +107,14 @@ def alert_resolve(*, source: str, key: str, actor: AbstractBaseUser | None = Non
         alert.state, alert.resolved_at, alert.resolved_by = State.RESOLVED, now, actor
         alert.notify_at = alert.escalate_at = alert.remind_at = None
         alert.save()
-        _transition(
+        _done_by(
             alert,
             Transition.Kind.RESOLVED,
             now,
-            actor=actor,
-            comment=comment,
+            actor,
+            comment,
             details={"notified": [channel.name for channel in channels]},
         )
-        if actor is not None:
-            record("alert.resolve", resource=alert, actor=actor, details={"comment": comment, "episode": alert.episode})
-        _broadcast(alert)
     return alert
 
 
@@ -134,9 +131,7 @@ def alert_acknowledge(alert: Alert, *, actor: AbstractBaseUser, comment: str = "
         alert.state, alert.acknowledged_at, alert.acknowledged_by = State.ACKNOWLEDGED, now, actor
         alert.notify_at = alert.escalate_at = alert.remind_at = None
         alert.save()
-        _transition(alert, Transition.Kind.ACKNOWLEDGED, now, actor=actor, comment=comment)
-        record("alert.ack", resource=alert, actor=actor, details={"comment": comment, "episode": alert.episode})
-        _broadcast(alert)
+        _done_by(alert, Transition.Kind.ACKNOWLEDGED, now, actor, comment)
     return True
 
 
@@ -156,9 +151,7 @@ def alert_unacknowledge(alert: Alert, *, actor: AbstractBaseUser, comment: str =
                 alert.escalate_at = _next_escalation(route, alert.escalation_step, now)
                 alert.remind_at = _next_reminder(route, now)
         alert.save()
-        _transition(alert, Transition.Kind.UNACKNOWLEDGED, now, actor=actor, comment=comment)
-        record("alert.unack", resource=alert, actor=actor, details={"comment": comment, "episode": alert.episode})
-        _broadcast(alert)
+        _done_by(alert, Transition.Kind.UNACKNOWLEDGED, now, actor, comment)
     return True
 
 
@@ -460,6 +453,23 @@ def _transition(
         comment=str(comment)[:5000],
         details=details or {},
     )
+
+
+AUDITED = {
+    Transition.Kind.ACKNOWLEDGED: "alert.ack",
+    Transition.Kind.UNACKNOWLEDGED: "alert.unack",
+    Transition.Kind.RESOLVED: "alert.resolve",
+}
+
+
+def _done_by(
+    alert: Alert, kind: str, now: datetime, actor: AbstractBaseUser | None, comment: str, details: dict | None = None
+) -> None:
+    """A transition on the timeline; done by a person, in the audit trail too; then broadcast."""
+    _transition(alert, kind, now, actor=actor, comment=comment, details=details)
+    if actor is not None:
+        record(AUDITED[kind], resource=alert, actor=actor, details={"comment": comment, "episode": alert.episode})
+    _broadcast(alert)
 
 
 def _broadcast(alert: Alert) -> None:
