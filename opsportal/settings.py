@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.audit",
     "apps.alerts",
+    "apps.health",
     "apps.dashboard",
 ]
 
@@ -352,3 +353,50 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = config.integer("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = config.string("DEFAULT_FROM_EMAIL", "opsportal <opsportal@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+
+# ---------------------------------------------------------------- health
+# The scheduled run of every check (apps.health): results stored, alerts fired after a check's `for`.
+HEALTH_INTERVAL_SECONDS = config.integer("HEALTH_INTERVAL_SECONDS", 30, minimum=5, maximum=3600)
+HEALTH_HISTORY_DAYS = config.integer("HEALTH_HISTORY_DAYS", 7, minimum=1, maximum=3650)
+# A check that has not answered by then is critical ("timed out after 5 s"); the others are not held up.
+HEALTH_CHECK_TIMEOUT_SECONDS = config.integer("HEALTH_CHECK_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
+# How long a check must stay bad before it fires an alert (per target in the admin).
+HEALTH_FOR_SECONDS = config.integer("HEALTH_FOR_SECONDS", 60, minimum=0, maximum=86400)
+# Thresholds (warning, critical). Latency: database, cache, Redis and targets, in milliseconds.
+HEALTH_LATENCY_WARNING_MS = config.integer("HEALTH_LATENCY_WARNING_MS", 1000, minimum=1)
+HEALTH_LATENCY_CRITICAL_MS = config.integer("HEALTH_LATENCY_CRITICAL_MS", 3000, minimum=HEALTH_LATENCY_WARNING_MS)
+# Disk space used, for each path (default: the database's and the backups' folders).
+HEALTH_DISK_PATHS = config.words("HEALTH_DISK_PATHS", [])
+HEALTH_DISK_WARNING_PERCENT = config.integer("HEALTH_DISK_WARNING_PERCENT", 80, minimum=1, maximum=100)
+HEALTH_DISK_CRITICAL_PERCENT = config.integer(
+    "HEALTH_DISK_CRITICAL_PERCENT", 90, minimum=HEALTH_DISK_WARNING_PERCENT, maximum=100
+)
+HEALTH_MEMORY_WARNING_PERCENT = config.integer("HEALTH_MEMORY_WARNING_PERCENT", 80, minimum=1, maximum=100)
+HEALTH_MEMORY_CRITICAL_PERCENT = config.integer(
+    "HEALTH_MEMORY_CRITICAL_PERCENT", 90, minimum=HEALTH_MEMORY_WARNING_PERCENT, maximum=100
+)
+# Connections in use: PostgreSQL's vs max_connections, the Redis pool's vs REDIS_MAX_CONNECTIONS,
+# the process's open files vs its limit.
+HEALTH_CONNECTIONS_WARNING_PERCENT = config.integer("HEALTH_CONNECTIONS_WARNING_PERCENT", 80, minimum=1, maximum=100)
+HEALTH_CONNECTIONS_CRITICAL_PERCENT = config.integer(
+    "HEALTH_CONNECTIONS_CRITICAL_PERCENT", 90, minimum=HEALTH_CONNECTIONS_WARNING_PERCENT, maximum=100
+)
+# 5-minute load average per CPU.
+HEALTH_LOAD_WARNING_PER_CPU = config.number("HEALTH_LOAD_WARNING_PER_CPU", 2.0)
+HEALTH_LOAD_CRITICAL_PER_CPU = config.number("HEALTH_LOAD_CRITICAL_PER_CPU", 4.0, minimum=HEALTH_LOAD_WARNING_PER_CPU)
+# The portal process's resident memory, in MiB.
+HEALTH_PROCESS_RSS_WARNING_MB = config.integer("HEALTH_PROCESS_RSS_WARNING_MB", 1024, minimum=1)
+HEALTH_PROCESS_RSS_CRITICAL_MB = config.integer(
+    "HEALTH_PROCESS_RSS_CRITICAL_MB", 2048, minimum=HEALTH_PROCESS_RSS_WARNING_MB
+)
+# Tasks waiting in the Celery queue.
+HEALTH_QUEUE_WARNING = config.integer("HEALTH_QUEUE_WARNING", 1000, minimum=1)
+HEALTH_QUEUE_CRITICAL = config.integer("HEALTH_QUEUE_CRITICAL", 10000, minimum=HEALTH_QUEUE_WARNING)
+# HTTPS targets: days before the certificate expires.
+HEALTH_CERT_WARNING_DAYS = config.integer("HEALTH_CERT_WARNING_DAYS", 14, minimum=0)
+HEALTH_CERT_CRITICAL_DAYS = config.integer("HEALTH_CERT_CRITICAL_DAYS", 7, minimum=0, maximum=HEALTH_CERT_WARNING_DAYS)
+CELERY_BEAT_SCHEDULE["health-run"] = {
+    "task": "apps.health.tasks.health_run_task",
+    "schedule": float(HEALTH_INTERVAL_SECONDS),
+}

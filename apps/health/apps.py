@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class HealthConfig(AppConfig):
+    name = "apps.health"
+    label = "health"
+    verbose_name = "Health"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.audit import registry
+        from apps.health import builtin, system_checks  # noqa: F401 - register checks on import
+        from apps.health.models import HealthTarget
+
+        # Who added, changed or removed a watched endpoint (results are records, not audited).
+        registry.register(HealthTarget, repr_field="name")

@@ -1,0 +1,1 @@
+"""Django system checks for the health app (run by `manage.py check`)."""
