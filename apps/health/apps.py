@@ -9,7 +9,8 @@ class HealthConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.audit import registry
-        from apps.health import builtin, system_checks  # noqa: F401 - register checks on import
+        from apps.health import system_checks  # noqa: F401 - registers on import
+        from apps.health.checks import dependencies, system, targets  # noqa: F401 - register the built-in checks
         from apps.health.models import HealthTarget
 
         # Who added, changed or removed a watched endpoint (results are records, not audited).

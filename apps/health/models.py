@@ -16,7 +16,7 @@ from django.db import models
 from apps.core.outbound import validate_outbound_url
 from apps.health.checks.base import NAME_MAX_LENGTH, Status
 
-TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+TARGET_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?")
 TARGET_PREFIX = "target:"
 

@@ -20,6 +20,7 @@ import structlog
 from django.db import connections
 from django.utils import timezone
 
+from apps.core.redaction import redact
 from apps.health.checks.base import Check, Outcome, Result, Status
 
 logger = structlog.get_logger(__name__)
@@ -73,8 +74,9 @@ def _execute(key: str, func: Callable[[], Outcome], flight: _Flight) -> None:
         if not isinstance(outcome, Outcome):
             outcome = Outcome(Status.UNKNOWN, f"the check returned {type(outcome).__name__}, not an Outcome")
     except Exception as error:  # a check that raises is critical, with the reason
-        logger.warning("health_check_failed", check=key, error=type(error).__name__, exc_info=True)
-        outcome = Outcome(Status.CRITICAL, f"check failed: {_one_line(str(error)) or type(error).__name__}")
+        reason = _one_line(redact(str(error))) or type(error).__name__  # an error may quote a URL with a password
+        logger.warning("health_check_failed", check=key, error=type(error).__name__, reason=reason)
+        outcome = Outcome(Status.CRITICAL, f"check failed: {reason}")
     finally:
         connections.close_all()  # this thread's own; a pooled one goes back to its pool
     flight.outcome, flight.elapsed = outcome, time.monotonic() - flight.started
@@ -91,7 +93,7 @@ def _wait(check: Check, flight: _Flight, limit: float) -> Result:
         return Result(
             name=check.name,
             status=Status(outcome.status),
-            message=_one_line(outcome.message)[:MESSAGE_MAX_LENGTH],
+            message=_one_line(outcome.message)[:MESSAGE_MAX_LENGTH] or str(outcome.status),
             latency_ms=flight.elapsed * 1000,
             details=dict(outcome.details),
             checked_at=flight.started_at,

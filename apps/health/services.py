@@ -160,9 +160,12 @@ def _due(check: Check, state: CheckState | None, now: datetime) -> bool:
 
 
 def _record(check: Check, result: Result, now: datetime) -> CheckState:
-    state = CheckState.objects.select_for_update().filter(name=result.name).first()
-    if state is None:
-        state = CheckState(name=result.name, status=result.status, since=result.checked_at)
+    # get_or_create: two runs at once (a manual one, the scheduled one) may both meet a new check.
+    state, _ = CheckState.objects.select_for_update().get_or_create(
+        name=result.name,
+        defaults={"status": result.status, "message": result.message, "checked_at": result.checked_at,
+                  "since": result.checked_at},
+    )  # fmt: skip
     changed = state.status != result.status
     if changed:
         state.since = result.checked_at

@@ -2,9 +2,11 @@
 
 import codecs
 import functools
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 import httpx
@@ -37,6 +39,7 @@ class OutboundResponse:
     elapsed: float  # seconds, redirects included
     address: str  # the IP address connected to
     encoding: str
+    certificate_expires: datetime | None = None  # HTTPS: when the server's (verified) certificate runs out
 
     @property
     def text(self) -> str:
@@ -124,7 +127,9 @@ def _exchange(
 
 
 def _result(response: httpx.Response, max_body_bytes: int, started: float) -> OutboundResponse:
-    address = response.extensions["network_stream"].get_extra_info("server_addr")[0]  # before reading closes it
+    stream = response.extensions["network_stream"]
+    address = stream.get_extra_info("server_addr")[0]  # before reading closes it
+    expires = _certificate_expires(stream.get_extra_info("ssl_object"))
     body = bytearray()
     for chunk in response.iter_raw():
         body += chunk
@@ -139,7 +144,15 @@ def _result(response: httpx.Response, max_body_bytes: int, started: float) -> Ou
         elapsed=time.monotonic() - started,
         address=address,
         encoding=_encoding(response.charset_encoding),
+        certificate_expires=expires,
     )
+
+
+def _certificate_expires(tls: ssl.SSLObject | None) -> datetime | None:
+    certificate = tls.getpeercert() if tls is not None else None
+    if not certificate or "notAfter" not in certificate:
+        return None
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(certificate["notAfter"]), tz=UTC)
 
 
 def _encoding(charset: str | None) -> str:
