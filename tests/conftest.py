@@ -1,10 +1,13 @@
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
 from tests import services
+from tests.receiver import Receiver
 
 POSTGRES_URL = (
     os.environ.get("DATABASE_URL", "")
@@ -83,6 +86,20 @@ def var_dir(tmp_path) -> str:
     path = tmp_path / "var"
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def start_receiver() -> Iterator[Callable[..., Receiver]]:
+    """Start as many loopback HTTP receivers as a test needs (options as tests.receiver.Receiver's); all are
+    stopped after it."""
+    with contextlib.ExitStack() as started:
+        yield lambda **options: started.enter_context(Receiver(**options))
+
+
+@pytest.fixture
+def receiver(start_receiver) -> Receiver:
+    """An HTTP receiver on 127.0.0.1 that records every request and answers 200 "ok" unless told otherwise."""
+    return start_receiver()
 
 
 @pytest.fixture

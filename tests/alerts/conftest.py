@@ -1,4 +1,5 @@
-"""Real receivers on loopback for alert delivery: an SMTP server (aiosmtpd) and a scripted HTTP server.
+"""Real receivers on loopback for alert delivery: an SMTP server (aiosmtpd) and a scripted HTTP server
+(tests/receiver.py; the alert tests know it by the names below).
 
 Channels that point at them must be marked internal (the admin's "internal
 destination" flag): the outbound client refuses loopback otherwise.
@@ -6,15 +7,11 @@ destination" flag): the outbound client refuses loopback otherwise.
 
 import email
 import email.policy
-import http.server
-import json
 import shutil
 import socket
 import ssl
-import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,112 +20,19 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from apps.alerts.models import Notification, NotificationChannel
+from tests.receiver import Receiver, self_signed_certificate
 
 # ---------------------------------------------------------------- HTTP
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the receiver answers to one request."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-    delay: float = 0.0  # seconds before answering: a slow receiver
-    hold: threading.Event | None = None  # answer only once the test sets it (at most 10 s)
-
-
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]  # names in lower case
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: "HttpReceiver"
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.arrived(Received(self.command, self.path, headers, body))
-        if answer.hold is not None:
-            answer.hold.wait(10)
-        if answer.delay:
-            self.server.closing.wait(answer.delay)
-        self.send_response(answer.status)
-        for name, value in {"Content-Type": "text/plain", **answer.headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class HttpReceiver(http.server.ThreadingHTTPServer):
-    """Records every request (method, path, headers, body) and answers from a script, then 200."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[Received] = []
-        self.script: list[Answer] = []
-        self.closing = threading.Event()
-        self._changed = threading.Condition()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-    def answer(self, *answers: int | Answer) -> None:
-        """The next requests get these answers, in order (a number is just a status)."""
-        with self._changed:
-            self.script.extend(Answer(status=a) if isinstance(a, int) else a for a in answers)
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        """The requests once at least `count` have arrived; fails after timeout seconds."""
-        with self._changed:
-            assert self._changed.wait_for(lambda: len(self.requests) >= count, timeout), self.requests
-            return list(self.requests)
-
-    def arrived(self, request: Received) -> Answer:
-        with self._changed:
-            self.requests.append(request)
-            self._changed.notify_all()
-            return self.script.pop(0) if self.script else Answer()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # a client that hung up (cut off at its timeout) is what some tests are about
+@pytest.fixture
+def start_http_receiver(start_receiver) -> Callable[..., Receiver]:
+    return start_receiver
 
 
 @pytest.fixture
-def start_http_receiver() -> Iterator[Callable[[], HttpReceiver]]:
-    """Start as many HTTP receivers as a test needs; all are stopped after it."""
-    started: list[HttpReceiver] = []
-
-    def start() -> HttpReceiver:
-        receiver = HttpReceiver()
-        threading.Thread(target=receiver.serve_forever, daemon=True).start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.closing.set()
-        receiver.shutdown()
-        receiver.server_close()
-
-
-@pytest.fixture
-def http_receiver(start_http_receiver) -> HttpReceiver:
-    return start_http_receiver()
+def http_receiver(receiver) -> Receiver:
+    return receiver
 
 
 # ---------------------------------------------------------------- SMTP
@@ -168,17 +72,8 @@ def smtp_certificate(tmp_path_factory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1, for the SMTP server that offers STARTTLS."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("smtp-tls")
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
-            *("-keyout", folder / "key.pem", "-out", folder / "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(folder / "cert.pem"), str(folder / "key.pem")
+    certificate, key = self_signed_certificate(tmp_path_factory.mktemp("smtp-tls"), "127.0.0.1")
+    return str(certificate), str(key)
 
 
 @pytest.fixture

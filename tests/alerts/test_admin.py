@@ -600,4 +600,4 @@ def test_send_test_needs_the_change_permission(staff_client, staff_user, make_ch
     grant(staff_user, "view_notificationchannel")
 
     assert staff_client.post(f"{CHANNELS}{channel.pk}/send-test/").status_code == HTTPStatus.FORBIDDEN
-    assert http_receiver.requests == [] and not Notification.objects.exists()
+    assert http_receiver.requests() == [] and not Notification.objects.exists()

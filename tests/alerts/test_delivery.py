@@ -26,7 +26,7 @@ from apps.alerts.models import (
     Route,
 )
 from apps.audit.models import AuditEvent
-from tests.alerts.conftest import Answer
+from tests.receiver import Answer
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ def attempts(row: Notification) -> list[tuple[int | None, bool]]:
 
 
 def keys(receiver) -> list[str]:
-    return [request.headers["idempotency-key"] for request in receiver.requests]
+    return [request.headers["idempotency-key"] for request in receiver.requests()]
 
 
 def route_to(*channels: NotificationChannel) -> None:
@@ -175,7 +175,7 @@ def test_404_is_dead_at_once_and_reported_by_an_alert_on_another_channel_only(
     assert [n.channel.name for n in report.notifications.all()] == ["pager"]
     (message,) = pager.wait_for(1)
     assert "Notifications to channel broken cannot be delivered: HTTP 404: no such hook" in message.json()["text"]
-    assert len(broken.requests) == 1
+    assert len(broken.requests()) == 1
 
 
 def test_a_redirect_is_not_followed_and_the_row_is_dead(http_receiver, hook, make_notification):
@@ -185,7 +185,7 @@ def test_a_redirect_is_not_followed_and_the_row_is_dead(http_receiver, hook, mak
 
     assert row.status == Status.DEAD and row.last_status == 302
     assert row.last_error == f"redirect to {http_receiver.url('/elsewhere')} not followed"
-    assert [request.path for request in http_receiver.requests] == ["/hook"]
+    assert [request.path for request in http_receiver.requests()] == ["/hook"]
 
 
 def test_past_its_give_up_time_a_pending_row_is_dead_and_reported(clock, http_receiver, hook, make_notification):
@@ -205,7 +205,7 @@ def test_past_its_give_up_time_a_pending_row_is_dead_and_reported(clock, http_re
     assert row.last_error == "not delivered by the give-up time (3 attempts); last error: HTTP 503: busy"
     assert Alert.objects.filter(key="undeliverable:hook").exists()
     assert not Notification.objects.filter(channel=hook).exclude(pk=row.pk).exists()  # not told on itself
-    assert http_receiver.requests == []
+    assert http_receiver.requests() == []
 
 
 def test_a_dead_report_is_logged_not_reported_again(http_receiver, hook, make_notification):
@@ -230,7 +230,7 @@ def test_a_notification_for_a_disabled_channel_is_not_sent(http_receiver, hook, 
     row = deliver(make_notification(hook))
 
     assert row.status == Status.DEAD and row.last_error == "not sent: the channel is disabled"
-    assert http_receiver.requests == [] and attempts(row) == [] and not Alert.objects.exists()
+    assert http_receiver.requests() == [] and attempts(row) == [] and not Alert.objects.exists()
 
 
 @pytest.mark.usefixtures("tasks_run_inline")
@@ -267,7 +267,7 @@ def test_a_second_deliverer_does_not_send_a_row_another_is_sending(http_receiver
     first.join()
 
     row.refresh_from_db()
-    assert row.status == Status.DELIVERED and len(http_receiver.requests) == 1 and attempts(row) == [(200, True)]
+    assert row.status == Status.DELIVERED and len(http_receiver.requests()) == 1 and attempts(row) == [(200, True)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -310,7 +310,7 @@ def test_on_postgresql_a_row_another_worker_is_claiming_is_skipped_not_waited_fo
     assert locked.wait(5)
     started = time.monotonic()
     delivery.deliver([row.pk])
-    assert time.monotonic() - started < 1 and http_receiver.requests == []  # SKIP LOCKED: no wait, no send
+    assert time.monotonic() - started < 1 and http_receiver.requests() == []  # SKIP LOCKED: no wait, no send
     release.set()
     other.join()
 
@@ -339,7 +339,7 @@ def test_on_postgresql_workers_racing_for_one_row_skip_it_and_one_sends(http_rec
         worker.join()
 
     row.refresh_from_db()
-    assert row.status == Status.DELIVERED and len(http_receiver.requests) == 1 and row.attempts == 1
+    assert row.status == Status.DELIVERED and len(http_receiver.requests()) == 1 and row.attempts == 1
 
 
 # ---------------------------------------------------------------- rate limit, sweep, dispatch
@@ -356,7 +356,7 @@ def test_over_the_rate_limit_a_row_waits_for_a_free_slot_without_an_attempt(
 
     late = Notification.objects.get(pk=rows[2].pk)
     assert late.status == Status.PENDING and late.attempts == 0 and attempts(late) == []
-    assert late.next_attempt_at == NOW + timedelta(minutes=1) and len(http_receiver.requests) == 2
+    assert late.next_attempt_at == NOW + timedelta(minutes=1) and len(http_receiver.requests()) == 2
     clock.shift(timedelta(seconds=59))
     assert delivery.sweep() == 0
     clock.shift(timedelta(seconds=1))
@@ -383,7 +383,7 @@ def test_rows_dispatched_in_a_transaction_are_delivered_by_the_worker_once_it_co
     with transaction.atomic():
         row = make_notification(hook)
         delivery.dispatch_on_commit([row.pk])
-        assert http_receiver.requests == []
+        assert http_receiver.requests() == []
 
     (request,) = http_receiver.wait_for(1, timeout=15)
     assert request.headers["idempotency-key"] == row.key

@@ -29,7 +29,7 @@ def test_a_webhook_is_signed_so_that_the_standard_webhooks_library_verifies_it(
     row = make_notification(channel, key="firing:1234:7")
 
     assert delivered(row).status == Notification.Status.DELIVERED
-    (request,) = http_receiver.requests
+    (request,) = http_receiver.requests()
     assert standardwebhooks.Webhook(SECRET).verify(request.body, request.headers) == request.json()
     body = request.json()
     assert body["type"] == "alert.firing" and body["timestamp"] == row.created_at.isoformat()
@@ -40,7 +40,7 @@ def test_a_webhook_is_signed_so_that_the_standard_webhooks_library_verifies_it(
 
 def test_a_signature_made_with_another_secret_does_not_verify(http_receiver, make_channel, make_notification):
     delivered(make_notification(make_channel("hook", url=http_receiver.url(), secret=SECRET)))
-    (request,) = http_receiver.requests
+    (request,) = http_receiver.requests()
     other = "whsec_" + base64.b64encode(b"another secret, 32 bytes long!!!").decode()
 
     with pytest.raises(standardwebhooks.WebhookVerificationError):
@@ -54,7 +54,7 @@ def test_a_webhook_channel_without_a_secret_gets_one_and_keeps_it(http_receiver,
 
     channel.refresh_from_db()
     assert channel.secret.startswith("whsec_") and len(base64.b64decode(channel.secret[6:])) == 24
-    for request in http_receiver.requests:  # both signed with the one kept
+    for request in http_receiver.requests():  # both signed with the one kept
         standardwebhooks.Webhook(channel.secret).verify(request.body, request.headers)
 
 
@@ -67,7 +67,7 @@ def test_custom_headers_cannot_override_what_the_signature_and_framing_rely_on(
     row = delivered(make_notification(channel))
 
     assert row.status == Notification.Status.DEAD and name in row.last_error
-    assert http_receiver.requests == []
+    assert http_receiver.requests() == []
 
 
 def test_slack_gets_its_text_and_the_idempotency_key(http_receiver, make_channel, make_notification):
@@ -83,7 +83,7 @@ def test_slack_gets_its_text_and_the_idempotency_key(http_receiver, make_channel
     row = delivered(make_notification(channel, key="firing:slack:1", payload=payload))
 
     assert row.status == Notification.Status.DELIVERED
-    (request,) = http_receiver.requests
+    (request,) = http_receiver.requests()
     assert request.path == "/services/T0/B0/x" and request.headers["idempotency-key"] == "firing:slack:1"
     assert request.json() == {
         "text": "*[FIRING] critical: db &amp; co*\n"
@@ -134,13 +134,13 @@ def test_a_channel_with_a_bad_recipient_is_dead_without_sending(smtp_server, mak
 def test_a_loopback_url_on_a_channel_not_marked_internal_is_dead_as_blocked(
     url, http_receiver, make_channel, make_notification
 ):
-    channel = make_channel("hook", url=url.format(port=http_receiver.server_address[1]), internal=False)
+    channel = make_channel("hook", url=url.format(port=http_receiver.port), internal=False)
 
     row = delivered(make_notification(channel))
 
     assert row.status == Notification.Status.DEAD
     assert row.last_error == "blocked: 127.0.0.1 is a loopback address"
-    assert http_receiver.requests == []
+    assert http_receiver.requests() == []
 
 
 def test_a_test_notification_is_sent_at_once_and_says_so(http_receiver, make_channel, superuser):
@@ -151,7 +151,7 @@ def test_a_test_notification_is_sent_at_once_and_says_so(http_receiver, make_cha
 
     assert row.status == Notification.Status.DELIVERED and row.kind == Notification.Kind.TEST
     assert row.key.startswith(f"test:{channel.pk}:")
-    (request,) = http_receiver.requests
+    (request,) = http_receiver.requests()
     assert request.json()["type"] == "alert.test" and request.headers["webhook-id"] == row.key
     assert DeliveryAttempt.objects.get(notification=row).delivered
 

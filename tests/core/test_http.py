@@ -6,17 +6,13 @@ refused on the spot, so no test leaves the machine.
 """
 
 import errno
-import http.server
 import ipaddress
 import logging
 import shutil
 import socket
-import ssl
-import subprocess
-import threading
 import time
 from types import SimpleNamespace
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -25,84 +21,32 @@ from apps.core import outbound
 from apps.core.outbound import OutboundBlocked, OutboundError, OutboundTimeout, validate_outbound_url
 from apps.core.outbound.addresses import refusal_reason
 from apps.core.outbound.transport import tls_context
+from tests.receiver import Answer, Receiver, Request, self_signed_certificate
 
 PUBLIC = "93.184.216.34"
 HUGE = 3 * 1024 * 1024
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.server.seen.append((self.path, self.headers["Host"]))
-        path, _, query = self.path.partition("?")
-        if path == "/ok":
-            self.reply(200, b"ok")
-        elif path == "/redirect":
-            self.reply(302, b"moved", Location=parse_qs(query)["to"][0])
-        elif path == "/loop":
-            self.reply(302, b"again", Location="/loop")
-        elif path == "/slow":
-            self.server.stop.wait(5)
-            self.reply(200, b"late")
-        elif path == "/drip":
-            self.drip()
-        elif path == "/huge":
-            self.reply(200, b"x" * HUGE)
-        else:
-            self.reply(404, b"no such path")
-
-    def reply(self, status: int, body: bytes, **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def drip(self) -> None:
-        """A byte every 0.1 s: each read is quick, the whole answer would take 5 s."""
-        self.send_response(200)
-        self.send_header("Content-Length", "50")
-        self.end_headers()
-        for _ in range(50):
-            if self.server.stop.wait(0.1):
-                return
-            self.wfile.write(b"x")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def routed(receiver: Receiver) -> Receiver:
+    """The paths these tests ask for; any other is a 404."""
+    receiver.always(Answer(404, body=b"no such path"))
+    receiver.always(Answer(body=b"ok"), path="/ok")
+    receiver.always(redirect, path="/redirect")
+    receiver.always(Answer(302, headers={"Location": "/loop"}, body=b"again"), path="/loop")
+    receiver.always(Answer(body=b"late", delay=5), path="/slow")
+    receiver.always(Answer(body=b"x" * 50, drip=0.1), path="/drip")  # each read is quick, the whole takes 5 s
+    receiver.always(Answer(body=b"x" * HUGE), path="/huge")
+    return receiver
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Receiver)
-        self.seen: list[tuple[str, str]] = []
-        self.sni: list[str | None] = []
-        self.stop = threading.Event()
-
-    def url(self, path: str, host: str = "127.0.0.1", scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.server_address[1]}{path}"
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients hanging up mid-answer is what several tests are about
-
-
-def serve(server: Server):
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
+def redirect(request: Request) -> Answer:
+    """/redirect?to=<url>: a 302 to that URL."""
+    return Answer(302, headers={"Location": parse_qs(urlsplit(request.path).query)["to"][0]}, body=b"moved")
 
 
 @pytest.fixture
-def server():
-    yield from serve(Server())
+def server(receiver) -> Receiver:
+    return routed(receiver)
 
 
 @pytest.fixture(scope="module")
@@ -110,27 +54,12 @@ def certificate(tmp_path_factory):
     """A self-signed certificate for service.test (and no IP address)."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
-            *("-keyout", folder / "key.pem", "-out", folder / "cert.pem", "-days", "2", "-subj", "/CN=service.test"),
-            *("-addext", "subjectAltName=DNS:service.test"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return folder / "cert.pem", folder / "key.pem"
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "service.test")
 
 
 @pytest.fixture
-def tls_server(certificate):
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    server = Server()
-    context.sni_callback = lambda sock, name, context: server.sni.append(name)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    yield from serve(server)
+def tls_server(start_receiver, certificate) -> Receiver:
+    return routed(start_receiver(tls=certificate))
 
 
 @pytest.fixture
@@ -263,7 +192,7 @@ def test_a_loopback_receiver_is_refused_by_default(server, connects):
         outbound.request("GET", server.url("/ok"))
 
     assert connects == []
-    assert server.seen == []
+    assert server.requests() == []
 
 
 def test_a_destination_marked_internal_reaches_the_loopback_receiver(server):
@@ -299,7 +228,7 @@ def test_every_spelling_of_loopback_is_refused_when_connecting(host, server, con
         outbound.request("GET", server.url("/ok", host=host))
 
     assert connects == []
-    assert server.seen == []
+    assert server.requests() == []
 
 
 @pytest.mark.parametrize("host", RESOLVER_SPELLINGS)
@@ -347,7 +276,7 @@ def test_the_address_connected_to_is_the_one_checked_not_a_second_lookup(dns, co
     assert not isinstance(refused.value, OutboundBlocked)  # the public address was allowed, and then refused us
     assert dns.lookups == ["rebind.test"]
     assert connects == [PUBLIC]
-    assert server.seen == []
+    assert server.requests() == []
 
 
 def test_a_name_is_resolved_once_and_sent_as_the_host_header(dns, connects, server):
@@ -358,7 +287,7 @@ def test_a_name_is_resolved_once_and_sent_as_the_host_header(dns, connects, serv
     assert response.address == "127.0.0.1"
     assert dns.lookups == ["service.test"]
     assert connects == ["127.0.0.1"]
-    assert server.seen == [("/ok", f"service.test:{server.server_address[1]}")]
+    assert [(r.path, r.headers["host"]) for r in server.requests()] == [("/ok", f"service.test:{server.port}")]
 
 
 def test_a_name_that_does_not_resolve_fails_closed_with_a_clear_error(dns, connects):
@@ -412,7 +341,7 @@ def test_a_followed_redirect_to_an_allowed_place_is_followed(server):
     assert response.status == 200
     assert response.body == b"ok"
     assert response.url == server.url("/...")  # where it went, never what the path may hold
-    assert [path for path, _ in server.seen] == ["/redirect?to=/ok", "/ok"]
+    assert [r.path for r in server.requests()] == ["/redirect?to=/ok", "/ok"]
 
 
 def test_a_redirect_to_another_scheme_is_refused(server):
@@ -426,7 +355,7 @@ def test_redirects_are_followed_five_times_at_most(server):
     with pytest.raises(OutboundError, match="more than 5 redirects"):
         outbound.request("GET", server.url("/loop"), allow_internal=True, follow_redirects=True)
 
-    assert len(server.seen) == 6
+    assert len(server.requests()) == 6
 
 
 # ---------------------------------------------------------------- time and size limits
@@ -495,7 +424,7 @@ def test_a_proxy_in_the_environment_does_not_bypass_the_guard(server, monkeypatc
     with pytest.raises(OutboundBlocked):
         outbound.request("GET", "http://10.0.0.5/hook")
 
-    assert server.seen == []
+    assert server.requests() == []
 
 
 def test_log_lines_name_the_destination_without_its_path_or_query_string(server, caplog):

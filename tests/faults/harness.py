@@ -8,6 +8,10 @@ This module does not import Django: the process that uses it only orchestrates.
 The portal's code runs in the portal's own processes (the worker, beat, and
 `manage.py shell -c` running tests/faults/producers.py), configured by the
 environment alone, as in production.
+
+The receiver is tests/receiver.py's: down() and up() take it off its port and
+back, fail_first() scripts a path's answers, keys() counts the idempotency keys
+(webhook-id) that arrived.
 """
 
 import contextlib
@@ -16,13 +20,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,7 +31,22 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from tests.services import ROOT, free_port, subprocess_env
+from tests.receiver import Receiver
+from tests.receiver import Request as Received
+from tests.services import ROOT, subprocess_env
+
+# Receiver and Received are here for scenarios.py and bench/, which take them from this module.
+__all__ = [
+    "CONCURRENCY",
+    "FAST",
+    "HealTimeoutError",
+    "Portal",
+    "Received",
+    "Receiver",
+    "hard_timeout",
+    "portal",
+    "wait_until",
+]
 
 # Short beats for the portal's processes, so that a fault heals in seconds, not minutes. The
 # lease is the settings' minimum (10 s, at least twice the delivery timeout): it is how long a
@@ -70,98 +86,6 @@ def hard_timeout(seconds: float, what: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-# ---------------------------------------------------------------- the receiver
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    key: str  # the webhook-id header: the notification's idempotency key
-    at: float  # time.time() once the request was read
-    status: int  # what the receiver answered
-    body: bytes
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections (the plain-POST baselines)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = self.server.receiver.arrived(self.path, self.headers.get("webhook-id", ""), body)
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # a sender killed before the answer: what the kill scenario is about
-
-
-class Receiver:
-    """A webhook receiver on a loopback port of its own that records every request.
-
-    down() closes the port (connections are refused, as from a receiver that is
-    not running) and up() opens the same port again; fail_first() makes it answer
-    a status to the first tries of each key on a path, and 200 after that.
-    on_arrival, when set, is called with each request after it is recorded and
-    before it is answered, in the thread serving it: the sender is still waiting.
-    """
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[Received] = []
-        self.on_arrival: Callable[[Received], None] | None = None
-        self._failing: dict[str, tuple[int, int]] = {}
-        self._tries: Counter = Counter()
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self.up()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def up(self) -> None:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.receiver = self
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._server = server
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def fail_first(self, path: str, status: int, tries: int = 1) -> None:
-        self._failing[path] = (status, tries)
-
-    def arrived(self, path: str, key: str, body: bytes) -> int:
-        at = time.time()
-        with self._lock:
-            status, tries = self._failing.get(path, (200, 0))
-            answer = status if self._tries[path, key] < tries else 200
-            self._tries[path, key] += 1
-            request = Received(path, key, at, answer, body)
-            self.received.append(request)
-        if self.on_arrival is not None:
-            self.on_arrival(request)
-        return answer
-
-    def requests(self, path: str) -> list[Received]:
-        with self._lock:
-            return [request for request in self.received if request.path == path]
-
-    def keys(self, path: str) -> Counter:
-        """How many times each key arrived on path."""
-        return Counter(request.key for request in self.requests(path))
 
 
 # ---------------------------------------------------------------- the portal
