@@ -2,26 +2,20 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_safe
 from django_prometheus.exports import ExportToDjangoView
 
 from apps.core.proxies import is_trusted
+from apps.core.tokens import bearer_matches
 
 
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition, for a bearer METRICS_TOKEN or a client in METRICS_ALLOWED_IPS."""
-    authorization = request.headers.get("Authorization", "")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if not (
-            scheme.lower() == "bearer"
-            and settings.METRICS_TOKEN
-            and constant_time_compare(token.strip(), settings.METRICS_TOKEN)
-        ):
-            return HttpResponse("Invalid metrics token.\n", status=HTTPStatus.FORBIDDEN, content_type="text/plain")
-    elif not is_trusted(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_IPS):
+    token = bearer_matches(request, settings.METRICS_TOKEN)
+    if token is False:
+        return HttpResponse("Invalid metrics token.\n", status=HTTPStatus.FORBIDDEN, content_type="text/plain")
+    if token is None and not is_trusted(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_IPS):
         response = HttpResponse(
             "Metrics need a bearer token.\n", status=HTTPStatus.UNAUTHORIZED, content_type="text/plain"
         )
