@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz are answered before the host check and the HTTPS redirect (see the module).
+    "apps.health.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdentityMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -400,3 +402,10 @@ CELERY_BEAT_SCHEDULE["health-run"] = {
     "task": "apps.health.tasks.health_run_task",
     "schedule": float(HEALTH_INTERVAL_SECONDS),
 }
+
+# ---------------------------------------------------------------- health endpoints
+# /health/ answers `Authorization: Bearer HEALTH_TOKEN` (a secret, never logged), or a staff
+# session allowed to view check states; empty: sessions only.
+HEALTH_TOKEN = config.string("HEALTH_TOKEN")
+# /readyz answers within this many seconds, even when a dependency hangs.
+HEALTH_READY_TIMEOUT_SECONDS = config.number("HEALTH_READY_TIMEOUT_SECONDS", 2.0, minimum=0.1)
