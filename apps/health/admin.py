@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
 from django.http import HttpRequest
 
 from apps.audit.admin import AuditHistoryMixin
@@ -55,7 +56,7 @@ class HealthTargetAdmin(AuditHistoryMixin, admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        latest = CheckState.objects.filter(name=TARGET_PREFIX + OuterRef("name"))
+        latest = CheckState.objects.filter(name=Concat(Value(TARGET_PREFIX), OuterRef("name")))
         return super().get_queryset(request).annotate(last=Subquery(latest.values("status")[:1]))
 
     @admin.display(description="destination")
@@ -72,7 +73,7 @@ class HealthTargetAdmin(AuditHistoryMixin, admin.ModelAdmin):
         skipped = queryset.filter(enabled=False).count()
         for result in services.run_checks(names) if names else []:
             level = {Status.OK: messages.SUCCESS, Status.WARNING: messages.WARNING}.get(result.status, messages.ERROR)
-            self.message_user(request, f"{result.name}: {result.status} — {result.message}", level)
+            self.message_user(request, f"{result.name} is {result.status}: {result.message}", level)
         if skipped:
             self.message_user(request, f"{skipped} disabled target(s) not checked.", messages.INFO)
 

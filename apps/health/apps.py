@@ -14,4 +14,4 @@ class HealthConfig(AppConfig):
         from apps.health.models import HealthTarget
 
         # Who added, changed or removed a watched endpoint (results are records, not audited).
-        registry.register(HealthTarget, repr_field="name")
+        registry.register(HealthTarget, repr_field="name", redact=("url",))  # a query string may hold a token

@@ -18,7 +18,7 @@ from apps.alerts.services import alert_fire, alert_resolve
 from apps.core.broadcast import broadcast_on_commit
 from apps.health import probes, runner
 from apps.health.checks.base import Check, Result, Status, UnknownCheckError, registry, worst
-from apps.health.models import CheckResult, CheckState
+from apps.health.models import TARGET_PREFIX, CheckResult, CheckState, HealthTarget
 
 logger = structlog.get_logger(__name__)
 
@@ -208,7 +208,13 @@ def _alert(check: Check, state: CheckState, result: Result, now: datetime, *, ch
 
 
 def _forget(names: set[str]) -> None:
-    """Remove the state of checks that no longer exist, resolving their alerts."""
+    """Remove the state of checks that no longer exist, resolving their alerts.
+
+    A target exists while its row is enabled, whether or not the list of checks
+    could be read this time (a database blip must not resolve their alerts).
+    """
+    targets = HealthTarget.objects.filter(enabled=True).values_list("name", flat=True)
+    names = names | {f"{TARGET_PREFIX}{name}" for name in targets}
     for state in CheckState.objects.select_for_update().exclude(name__in=names):
         if state.alerted:
             alert_resolve(source=ALERT_SOURCE, key=state.name)

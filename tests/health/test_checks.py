@@ -201,3 +201,25 @@ def test_every_built_in_check_runs_through_the_runner(settings, tmp_path, monkey
                              "disk", "memory", "migrations", "process", "scheduler"}  # fmt: skip
     assert results["database"].status == results["cache"].status == results["channel_layer"].status == Status.OK
     assert all(result.message for result in results.values())
+
+
+@pytest.mark.redis
+def test_the_redis_check_reports_ping_memory_clients_and_the_cache_pool(settings):
+    cache.set("warm-the-pool", 1)  # the cache's pool exists once the cache has been used
+
+    outcome = dependencies.redis_check()
+
+    assert outcome.status == Status.OK and outcome.message.startswith("PING in ")
+    assert outcome.details["connected_clients"] >= 1 and outcome.details["used_memory"] > 0
+    assert outcome.details["pool_max"] == settings.REDIS_MAX_CONNECTIONS
+    assert 0 <= outcome.details["pool_in_use"] <= settings.REDIS_MAX_CONNECTIONS
+    assert f"pool {outcome.details['pool_in_use']}/{settings.REDIS_MAX_CONNECTIONS}" in outcome.message
+
+    settings.HEALTH_CONNECTIONS_WARNING_PERCENT = settings.HEALTH_CONNECTIONS_CRITICAL_PERCENT = 0
+    assert dependencies.redis_check().status == Status.CRITICAL  # clients and pool both count
+
+
+def test_without_redis_url_there_is_no_redis_check(settings):
+    settings.REDIS_URL = ""
+
+    assert "redis" not in services.check_names()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from apps.core.outbound import OutboundBlocked, OutboundError, OutboundTimeout, request
@@ -20,13 +21,20 @@ from apps.health.checks.base import Check, Outcome, Status, critical, graded, re
 from apps.health.models import HealthTarget
 
 MAX_BODY_BYTES = 1024 * 1024
+TARGETS_CHECK = "targets"
 GRACE_SECONDS = 0.5  # the runner waits this much past a target's timeout, so its own, precise error wins
 
 
 @registry.provider
 def target_checks() -> Iterable[Check]:
-    """One check per enabled target, named target:<name>."""
-    for target in HealthTarget.objects.filter(enabled=True):
+    """One check per enabled target, named target:<name>; one critical "targets" check if they cannot be read."""
+    try:
+        targets = list(HealthTarget.objects.filter(enabled=True))
+    except DatabaseError as error:  # the database is down (its own check says so) or not migrated
+        reason = " ".join(str(error).split()) or type(error).__name__
+        yield Check(TARGETS_CHECK, lambda: critical(f"cannot read the targets: {reason}"))
+        return
+    for target in targets:
         yield Check(
             target.check_name,
             lambda target=target: check_target(target),
