@@ -409,3 +409,5 @@ CELERY_BEAT_SCHEDULE["health-run"] = {
 HEALTH_TOKEN = config.string("HEALTH_TOKEN")
 # /readyz answers within this many seconds, even when a dependency hangs.
 HEALTH_READY_TIMEOUT_SECONDS = config.number("HEALTH_READY_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+# /health/ and the overview read the stored results at most this often per process (0: every request).
+HEALTH_REPORT_CACHE_SECONDS = config.number("HEALTH_REPORT_CACHE_SECONDS", 1.0, minimum=0.0)

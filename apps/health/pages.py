@@ -5,6 +5,7 @@ each check as CheckState.as_dict() (stored: with since and alerted) or
 Result.as_dict() (fresh: run now, not stored).
 """
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,9 +38,27 @@ def wants_fresh(request: HttpRequest) -> bool:
     return value in YES
 
 
+_stored: dict[str, tuple[float, dict[str, Any]]] = {}  # "report": (when it was read, monotonic; the report)
+
+
 def report(*, fresh: bool) -> dict[str, Any]:
-    """The stored state of every check (one query), or with fresh every check run now (nothing stored)."""
-    found = services.run_checks() if fresh else services.latest()
+    """The stored state of every check, or with fresh every check run now (nothing is stored).
+
+    The stored state is read at most once per HEALTH_REPORT_CACHE_SECONDS in each
+    process and shared by the requests in between: however hard /health/ and the
+    overview are polled, each process asks the database about once a second.
+    """
+    if fresh:
+        return _report(services.run_checks(), fresh=True)
+    now = time.monotonic()
+    read_at, found = _stored.get("report", (0.0, None))
+    if found is None or now - read_at >= settings.HEALTH_REPORT_CACHE_SECONDS:
+        found = _report(services.latest(), fresh=False)
+        _stored["report"] = (now, found)  # a race at expiry costs a second read, nothing worse
+    return found
+
+
+def _report(found: list, *, fresh: bool) -> dict[str, Any]:
     return {
         "status": str(services.overall(item.status for item in found)),
         "fresh": fresh,

@@ -23,9 +23,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    """The users these tests create need no costly hashing."""
+def test_settings(settings) -> None:
+    """No costly password hashing for the users these tests create; stored results read on every request."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.HEALTH_REPORT_CACHE_SECONDS = 0
 
 
 @pytest.fixture

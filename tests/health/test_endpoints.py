@@ -20,9 +20,10 @@ CHECK_KEYS = {"name", "status", "message", "latency_ms", "details", "checked_at"
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    """The users these tests create need no costly hashing."""
+def test_settings(settings) -> None:
+    """No costly password hashing for the users these tests create; stored results read on every request."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.HEALTH_REPORT_CACHE_SECONDS = 0
 
 
 @pytest.fixture
@@ -254,6 +255,20 @@ def test_health_serves_the_stored_results_in_one_shape_without_running_a_check(
     assert all(set(check) == CHECK_KEYS for check in body["checks"])
     disk = body["checks"][1]
     assert (disk["status"], disk["message"], disk["alerted"]) == ("warning", "85 % used", False)
+
+
+def test_heavy_polling_reads_the_stored_results_once_per_cache_period(
+    client, health_token, stored, settings, django_assert_num_queries
+):
+    settings.HEALTH_REPORT_CACHE_SECONDS = 60
+    first = client.get("/health/", headers=bearer(health_token)).json()
+
+    with django_assert_num_queries(0):
+        again = [client.get("/health/", headers=bearer(health_token)).json() for _ in range(5)]
+
+    assert again == [first] * 5
+    with django_assert_num_queries(0):  # a fresh run reads nothing stored (its checks are the test's own)
+        assert client.get("/health/?fresh=1", headers=bearer(health_token)).json()["fresh"] is True
 
 
 def test_with_nothing_stored_the_overall_status_is_unknown(client, health_token, db, only_checks):
