@@ -100,6 +100,7 @@ def test_the_workers_check_counts_the_workers_that_answer(celery_worker, monkeyp
     assert outcome.details["workers"][0].startswith("embedded@")
 
 
+@pytest.mark.xdist_group("health_scheduler_key")  # one heartbeat key in a Redis cache shared by the test processes
 @pytest.mark.parametrize(
     ("seconds_ago", "status"),
     [(5, Status.OK), (120, Status.WARNING), (900, Status.CRITICAL)],
@@ -112,6 +113,7 @@ def test_the_scheduler_check_reads_the_age_of_beats_heartbeat(seconds_ago, statu
         cache.delete(SCHEDULER_HEARTBEAT_KEY)
 
 
+@pytest.mark.xdist_group("health_scheduler_key")
 def test_without_a_heartbeat_the_scheduler_is_unknown():
     cache.delete(SCHEDULER_HEARTBEAT_KEY)
 

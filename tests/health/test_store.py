@@ -6,12 +6,13 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 
 from apps.alerts.models import Alert, State
 from apps.health import services
 from apps.health.checks import Status
 from apps.health.models import CheckResult, CheckState
-from apps.health.tasks import health_run_task
+from apps.health.tasks import RUN_CLAIM_KEY, health_run_task
 from tests.health.conftest import START
 
 pytestmark = pytest.mark.django_db
@@ -126,6 +127,7 @@ def test_a_removed_check_loses_its_state_and_its_alert_is_resolved(scripted, clo
     assert CheckResult.objects.filter(name="gone").exists()  # its history stays until pruned
 
 
+@pytest.mark.xdist_group("health_run_claim")  # one claim key in a Redis cache shared by the test processes
 def test_history_older_than_the_retention_is_pruned(scripted, clock, settings):
     settings.HEALTH_HISTORY_DAYS = 7
     scripted.add("db")
@@ -133,6 +135,7 @@ def test_history_older_than_the_retention_is_pruned(scripted, clock, settings):
     later(clock, 6 * 86400)
 
     clock.shift(timedelta(days=1, seconds=1))
+    cache.delete(RUN_CLAIM_KEY)
     result = health_run_task()
 
     assert result == {"checks": 1, "overall": "ok", "pruned": 1}
@@ -140,6 +143,18 @@ def test_history_older_than_the_retention_is_pruned(scripted, clock, settings):
         START + timedelta(days=6),
         START + timedelta(days=7, seconds=1),
     ]
+
+
+@pytest.mark.xdist_group("health_run_claim")
+def test_a_task_delivered_twice_checks_once(scripted):
+    scripted.add("db")
+    cache.delete(RUN_CLAIM_KEY)
+
+    assert health_run_task()["checks"] == 1
+    assert "skipped" in health_run_task()
+    cache.delete(RUN_CLAIM_KEY)  # as when the claim (half an interval) has run out
+    assert health_run_task()["checks"] == 1
+    assert scripted.calls == {"db": 2}
 
 
 def test_the_task_is_scheduled_every_health_interval(settings):
