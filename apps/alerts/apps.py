@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 
 class AlertsConfig(AppConfig):
@@ -9,7 +9,7 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.alerts import checks  # noqa: F401 - registers on import
+        from apps.alerts import checks, routing  # noqa: F401 - checks register on import
         from apps.alerts.models import EscalationPolicy, EscalationStep, NotificationChannel, Route, Silence
         from apps.audit import registry
 
@@ -23,6 +23,10 @@ class AlertsConfig(AppConfig):
         registry.register(EscalationStep.channels.through, repr_field="escalationstep")
         registry.register(Silence, repr_field="comment")
         post_save.connect(_silence_saved, sender=Silence, dispatch_uid="opsportal_alerts_silence_saved")
+        # Producers hold routes and silences in memory and reload them when this stamp moves on.
+        for model in (Route, Silence):
+            for signal in (post_save, post_delete):
+                signal.connect(routing.changed, sender=model, dispatch_uid=f"opsportal_alerts_{model.__name__}_stamp")
 
 
 def _silence_saved(sender: type, instance: object, raw: bool = False, **kwargs: object) -> None:

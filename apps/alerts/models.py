@@ -73,6 +73,12 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["state", "-last_fired_at"], name="alerts_alert_state"),
             models.Index(fields=["notify_at"], condition=models.Q(notify_at__isnull=False), name="alerts_due_notify"),
+            # A group's waiting first notification (a new alert joins it) and the group's due alerts (the tick).
+            models.Index(
+                fields=["route", "group_key", "notify_at"],
+                condition=models.Q(notify_at__isnull=False),
+                name="alerts_group_waiting",
+            ),
             models.Index(
                 fields=["escalate_at"], condition=models.Q(escalate_at__isnull=False), name="alerts_due_escalate"
             ),
@@ -277,6 +283,20 @@ class Silence(models.Model):
 
     def __str__(self) -> str:
         return f"silence {', '.join(self.matchers)} ({self.comment[:40]})"
+
+
+class RoutingStamp(models.Model):
+    """One row whose stamp changes with every route and silence, in the same transaction.
+
+    Producers keep routes and silences in memory and read the stamp along with
+    every alert they write: a stamp that is not the one they loaded with means
+    a change, and they load again (apps.alerts.routing).
+    """
+
+    stamp = models.UUIDField()
+
+    def __str__(self) -> str:
+        return str(self.stamp)
 
 
 class Notification(models.Model):

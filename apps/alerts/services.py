@@ -10,16 +10,16 @@ leaves neither, a crash after it leaves both, and delivery picks them up.
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Min
+from django.db import transaction
 from django.utils import timezone
 
-from apps.alerts import delivery, matchers, render, routing, silences
+from apps.alerts import delivery, matchers, queries, render, routing, silences
 from apps.alerts.models import (
     Alert,
     EscalationStep,
@@ -36,6 +36,7 @@ from apps.core.broadcast import broadcast_on_commit
 
 MAX_LABELS = 64
 UNDELIVERABLE_SOURCE = "alerts"  # alerts about the alerting itself: key undeliverable:<channel>, label channel
+NO_ROUTE = "No route matches and there is no default route."
 NOTIFIED_KINDS = (Notification.Kind.FIRING, Notification.Kind.ESCALATION, Notification.Kind.REMINDER)
 
 
@@ -72,20 +73,21 @@ def alert_fire(
         "labels": labels,
         "value": sanitize(value),
     }
-    now = timezone.now()
-    with transaction.atomic():
-        alert, created = _lock_or_create(source, key, content, now)
-        if created:
-            _begin_episode(alert, Transition.Kind.FIRED, now)
-        elif alert.is_open:
-            _refresh(alert, content, now)
+    now, fields = timezone.now(), matchers.alert_fields(source, key, severity, labels)
+    # No savepoint inside a caller's transaction (as Model.save): an error here fails the caller's anyway.
+    with transaction.atomic(savepoint=False):
+        plan = _plan(fields, routing.rules(), now)
+        alert, stamp = queries.fire(_new_alert(source, key, content, plan, now), first=plan.first, until=plan.until)
+        if alert is None:  # resolved, or its severity changed
+            alert = _fire_again(source, key, content, fields, now)
         else:
-            for name, new in content.items():
-                setattr(alert, name, new)
-            alert.episode += 1
-            alert.fire_count, alert.started_at, alert.last_fired_at = 1, now, now
-            alert.acknowledged_at = alert.acknowledged_by = alert.resolved_at = alert.resolved_by = None
-            _begin_episode(alert, Transition.Kind.REFIRED, now)
+            if stamp != plan.stamp:  # routes or silences changed since this process loaded them
+                plan = _plan(fields, routing.load(), now)
+                if alert.fire_count == 1:
+                    _schedule(alert, plan)
+                    alert.save(update_fields=["route", "group_key", "notify_at", "silenced_by"])
+            if alert.fire_count == 1:
+                _begin(alert, plan, Transition.Kind.FIRED, now)
         _broadcast(alert)
     return alert
 
@@ -215,15 +217,96 @@ def tick(now: datetime | None = None) -> dict[str, int]:
 # ---------------------------------------------------------------- inside the transactions
 
 
-def _lock_or_create(source: str, key: str, content: dict, now: datetime) -> tuple[Alert, bool]:
-    alert = Alert.objects.select_for_update().filter(source=source, key=key).first()
-    if alert is not None:
-        return alert, False
-    try:
-        with transaction.atomic():  # a savepoint: a concurrent first fire may win the insert
-            return Alert.objects.create(source=source, key=key, started_at=now, last_fired_at=now, **content), True
-    except IntegrityError:
-        return Alert.objects.select_for_update().get(source=source, key=key), False
+@dataclass(frozen=True)
+class Plan:
+    """Where a new episode goes: its route and group, the end of its group_wait, and a silence over it."""
+
+    stamp: Any  # of the rules it was made with
+    route: Route | None = None
+    group_key: str = ""
+    first: datetime | None = None  # the end of group_wait: the first notification is due then at the latest
+    silence: Silence | None = None
+    until: datetime | None = None  # the end of the silence's window: no notification before
+
+    def notify_at(self, waiting: datetime | None) -> datetime | None:
+        """With the group's notification if one is waiting, else at the end of group_wait; not before `until`."""
+        if self.route is None:
+            return None
+        at = min(filter(None, [waiting, self.first]))
+        return max(at, self.until) if self.until else at
+
+    def due(self, alert: Alert, now: datetime) -> bool:
+        """group_wait 0 and not silenced: the first notification goes out in this transaction."""
+        return alert.notify_at is not None and self.silence is None and alert.notify_at <= now
+
+    def timeline(self, alert: Alert, kind: str, now: datetime) -> list[dict[str, Any]]:
+        lines = [_line(alert, kind, now, details={"severity": alert.severity, "labels": alert.labels})]
+        if self.route is None:
+            lines.append(_line(alert, Transition.Kind.UNROUTED, now, comment=NO_ROUTE))
+        elif self.silence is not None:
+            lines.append(_silenced_line(alert, self.silence, self.until, now))
+        return lines
+
+
+def _plan(fields: Mapping[str, str], rules: routing.Rules, now: datetime) -> Plan:
+    """Route a new episode by the rules, and find the silence that covers it."""
+    route = routing.route_for(fields, rules.routes)
+    if route is None:
+        return Plan(rules.stamp)
+    silence, until = silences.covering(fields, now, rules.silences) or (None, None)
+    first = now + timedelta(seconds=route.group_wait_seconds)
+    return Plan(rules.stamp, route, routing.group_key(route, fields), first, silence, until)
+
+
+def _new_alert(source: str, key: str, content: dict, plan: Plan, now: datetime) -> dict[str, Any]:
+    """A new alert's fields (queries.fire adds its notify_at)."""
+    return {
+        "source": source,
+        "key": key,
+        **content,
+        "state": State.FIRING,
+        "episode": 1,
+        "fire_count": 1,
+        "started_at": now,
+        "last_fired_at": now,
+        "escalation_step": 0,
+        "updated_at": now,
+        "route": plan.route,
+        "group_key": plan.group_key,
+        "silenced_by": plan.silence,
+    }
+
+
+def _schedule(alert: Alert, plan: Plan) -> None:
+    """Route, group and silence the alert as planned, and set when its first notification is due."""
+    waiting = queries.group_waiting(plan.route.pk, plan.group_key, alert.pk) if plan.route else None
+    alert.route, alert.group_key, alert.silenced_by = plan.route, plan.group_key, plan.silence
+    alert.notify_at = plan.notify_at(waiting)
+
+
+def _fire_again(source: str, key: str, content: dict, fields: Mapping[str, str], now: datetime) -> Alert:
+    """Under the row lock: count the fire of an open alert whose severity changed, or begin a new episode."""
+    alert = Alert.objects.select_for_update().get(source=source, key=key)
+    if alert.is_open:
+        _refresh(alert, content, now)
+        return alert
+    for name, new in content.items():
+        setattr(alert, name, new)
+    alert.episode += 1
+    alert.state, alert.fire_count, alert.started_at, alert.last_fired_at = State.FIRING, 1, now, now
+    alert.acknowledged_at = alert.acknowledged_by = alert.resolved_at = alert.resolved_by = None
+    alert.escalation_step, alert.escalate_at, alert.remind_at = 0, None, None
+    plan = _plan(fields, routing.load(), now)
+    _schedule(alert, plan)
+    alert.save()
+    _begin(alert, plan, Transition.Kind.REFIRED, now)
+    return alert
+
+
+def _begin(alert: Alert, plan: Plan, kind: str, now: datetime) -> None:
+    queries.add_transitions(plan.timeline(alert, kind, now))
+    if plan.due(alert, now):
+        _flush_group(alert.route_id, alert.group_key, now)
 
 
 def _refresh(alert: Alert, content: dict, now: datetime) -> None:
@@ -234,33 +317,6 @@ def _refresh(alert: Alert, content: dict, now: datetime) -> None:
     alert.fire_count += 1
     alert.last_fired_at = now
     alert.save()
-
-
-def _begin_episode(alert: Alert, kind: str, now: datetime) -> None:
-    """A new episode: route it, check silences, and schedule its first notification after group_wait."""
-    fields = _fields(alert)
-    alert.state, alert.escalation_step = State.FIRING, 0
-    alert.notify_at = alert.escalate_at = alert.remind_at = alert.silenced_by = None
-    alert.route = routing.route_for(fields)
-    _transition(alert, kind, now, details={"severity": alert.severity, "labels": alert.labels})
-    if alert.route is None:
-        alert.group_key = ""
-        alert.save()
-        _transition(alert, Transition.Kind.UNROUTED, now, comment="No route matches and there is no default route.")
-        return
-    alert.group_key = routing.group_key(alert.route, fields)
-    # Joining a group whose first notification is still waiting: go out with it.
-    group = Alert.objects.filter(route=alert.route, group_key=alert.group_key, state=State.FIRING)
-    waiting = (
-        group.filter(notify_at__isnull=False, silenced_by__isnull=True)
-        .exclude(pk=alert.pk)
-        .aggregate(first=Min("notify_at"))["first"]
-    )
-    alert.notify_at = min(filter(None, [waiting, now + timedelta(seconds=alert.route.group_wait_seconds)]))
-    _silence_until(alert, fields, now, "notify_at")
-    alert.save()
-    if alert.notify_at <= now:  # group_wait 0, not silenced: notify in this transaction
-        _flush_group(alert.route_id, alert.group_key, now)
 
 
 def _flush_group(route_id: int | None, group: str, now: datetime) -> int:
@@ -363,14 +419,13 @@ def _silence_until(alert: Alert, fields: Mapping[str, str], now: datetime, field
     setattr(alert, field, max(getattr(alert, field) or now, until))
     if alert.silenced_by_id != silence.pk:
         alert.silenced_by = silence
-        _transition(
-            alert,
-            Transition.Kind.SILENCED,
-            now,
-            comment=silence.comment,
-            details={"silence": silence.pk, "until": until.isoformat()},
-        )
+        queries.add_transitions([_silenced_line(alert, silence, until, now)])
     return True
+
+
+def _silenced_line(alert: Alert, silence: Silence, until: datetime, now: datetime) -> dict[str, Any]:
+    details = {"silence": silence.pk, "until": until.isoformat()}
+    return _line(alert, Transition.Kind.SILENCED, now, comment=silence.comment, details=details)
 
 
 def _notify(kind: str, alerts: list[Alert], channels: Iterable[NotificationChannel], key: str, now: datetime) -> None:
@@ -443,16 +498,29 @@ def _transition(
     comment: str = "",
     details: dict | None = None,
 ) -> None:
-    Transition.objects.create(
-        alert=alert,
-        episode=alert.episode,
-        kind=kind,
-        at=now,
-        actor=actor,
-        actor_name=actor.get_username() if actor else "",
-        comment=str(comment)[:5000],
-        details=details or {},
-    )
+    queries.add_transitions([_line(alert, kind, now, actor=actor, comment=comment, details=details)])
+
+
+def _line(
+    alert: Alert,
+    kind: str,
+    now: datetime,
+    *,
+    actor: AbstractBaseUser | None = None,
+    comment: str = "",
+    details: dict | None = None,
+) -> dict[str, Any]:
+    """A line of the alert's timeline, as Transition fields."""
+    return {
+        "alert": alert.pk,
+        "episode": alert.episode,
+        "kind": kind,
+        "at": now,
+        "actor": actor.pk if actor else None,
+        "actor_name": actor.get_username() if actor else "",
+        "comment": str(comment)[:5000],
+        "details": details or {},
+    }
 
 
 AUDITED = {

@@ -4,10 +4,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import structlog
-from django.db.models import Q
 from django.utils import timezone
 
-from apps.alerts import matchers
+from apps.alerts import matchers, queries
 from apps.alerts.models import Silence
 
 logger = structlog.get_logger(__name__)
@@ -37,11 +36,15 @@ def window(silence: Silence, now: datetime) -> tuple[datetime, datetime] | None:
     return None
 
 
-def covering(fields: Mapping[str, str], now: datetime) -> tuple[Silence, datetime] | None:
-    """The silence that covers an alert with these fields now, and when its window ends (the latest, if several)."""
-    candidates = Silence.objects.filter(starts_at__lte=now).filter(
-        Q(repeat="", ends_at__gt=now) | (~Q(repeat="") & (Q(repeat_until__isnull=True) | Q(repeat_until__gt=now)))
-    )
+def covering(
+    fields: Mapping[str, str], now: datetime, candidates: list[Silence] | None = None
+) -> tuple[Silence, datetime] | None:
+    """The silence that covers an alert with these fields now, and when its window ends (the latest, if several).
+
+    Among candidates (the silences a producer holds), or those in the database.
+    """
+    if candidates is None:
+        candidates = queries.silences_not_over(now)
     best: tuple[Silence, datetime] | None = None
     for silence in candidates:
         span = window(silence, now)

@@ -12,6 +12,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = structlog.get_logger(__name__)
+MAX_BATCH = 500  # payloads in one frame at most: a burst is split, never held back
 
 
 def group_name(topic: str) -> str:
@@ -24,6 +25,9 @@ def broadcast_on_commit(topic: str, payload: dict[str, Any], *, using: str = "de
 
     A broadcast is a hint to refresh, not a record: if the channel layer is down
     the change is still in the database, so a failure is logged, never raised.
+    Subscribers receive frames of {"type": "broadcast", "topic": topic,
+    "payloads": [payload, ...]}: one payload, or under load all those of the
+    topic that were waiting, oldest first.
     """
     transaction.on_commit(lambda: _publisher.publish(topic, payload), using=using)
 
@@ -33,7 +37,9 @@ class Publisher:
 
     async_to_sync() from a thread without an event loop starts a new loop, and
     channels-redis a new connection, for every message: milliseconds of CPU per
-    broadcast. Here the committing thread only queues the message. The in-process
+    broadcast. Here the committing thread only queues the message, and what
+    queued up while a frame was being sent goes out in the next one, a frame per
+    topic: under load, one layer message carries many payloads. The in-process
     layer of the embedded mode is not shared across event loops, so it is still
     sent to from the caller's thread (as cheap there as it is correct).
     """
@@ -49,7 +55,7 @@ class Publisher:
         if layer is None:
             return
         if isinstance(layer, InMemoryChannelLayer):
-            _send(async_to_sync(layer.group_send), topic, payload)
+            _send(async_to_sync(layer.group_send), topic, [payload])
             return
         self._ensure_running()
         self._queue.put((topic, payload))
@@ -67,13 +73,25 @@ class Publisher:
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()
         while True:
-            topic, payload = self._queue.get()
-            _send(lambda group, message: loop.run_until_complete(layer.group_send(group, message)), topic, payload)
+            for topic, payloads in self._waiting().items():
+                _send(lambda group, message: loop.run_until_complete(layer.group_send(group, message)), topic, payloads)
+
+    def _waiting(self) -> dict[str, list[dict[str, Any]]]:
+        """The next message (waiting for one), and those queued behind it up to MAX_BATCH, by topic."""
+        topic, payload = self._queue.get()
+        batches = {topic: [payload]}
+        for _ in range(MAX_BATCH - 1):
+            try:
+                topic, payload = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batches.setdefault(topic, []).append(payload)
+        return batches
 
 
-def _send(group_send: Any, topic: str, payload: dict[str, Any]) -> None:
+def _send(group_send: Any, topic: str, payloads: list[dict[str, Any]]) -> None:
     try:
-        group_send(group_name(topic), {"type": "broadcast", "topic": topic, "payload": payload})
+        group_send(group_name(topic), {"type": "broadcast", "topic": topic, "payloads": payloads})
     except Exception:
         logger.warning("broadcast_failed", topic=topic, exc_info=True)
 

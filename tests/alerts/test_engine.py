@@ -22,6 +22,7 @@ from apps.alerts.models import (
     Transition,
 )
 from apps.audit.models import AuditEvent
+from tests.threads import in_threads
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # a Monday night
@@ -253,6 +254,36 @@ def test_routes_match_in_order_and_the_default_takes_the_rest(clock, oncall):
     assert sent()[0].channel == payments  # group_wait 0: told in the fire's own transaction
 
 
+def test_routes_and_silences_changed_after_a_producer_loaded_them_apply_to_its_next_alert(clock, oncall):
+    fire("before")  # this process now holds the routes and silences, and their stamp
+    policy = EscalationPolicy.objects.create(name="payments")
+    payments = Route.objects.create(name="payments", position=0, matchers=["team=payments"], policy=policy,
+                                    group_wait_seconds=0)  # fmt: skip
+    silence = Silence.objects.create(matchers=["key=quiet"], starts_at=START, ends_at=START + timedelta(hours=1),
+                                     comment="maintenance")  # fmt: skip
+
+    routed, quiet = fire("card-failures", team="payments"), fire("quiet")
+
+    assert routed.route == payments and Alert.objects.get(pk=routed.pk).route == payments
+    assert quiet.silenced_by == silence and quiet.notify_at == START + timedelta(hours=1)
+    assert kinds(quiet) == ["fired", "silenced"]
+
+    payments.delete()
+    silence.delete()
+    again = fire("card-slow", team="payments")
+    assert again.route.name == "default" and again.silenced_by is None
+    assert again.notify_at == START + timedelta(seconds=30)
+
+
+def test_a_repeat_fire_is_one_statement_and_a_new_alert_two(clock, oncall, django_assert_num_queries):
+    fire("known")  # loads the routes and silences
+
+    with django_assert_num_queries(1):  # the upsert (in the test's transaction: no savepoint of its own)
+        fire("known")
+    with django_assert_num_queries(2):  # the upsert and the timeline
+        fire("new")
+
+
 def test_without_any_route_the_alert_is_recorded_as_unrouted(clock):
     alert = fire()
 
@@ -306,8 +337,19 @@ def test_changes_are_broadcast_on_the_alerts_topic_after_commit(clock, oncall):
     fire()
 
     message = async_to_sync(layer.receive)(name)
-    assert message["topic"] == "alerts" and message["payload"]["key"] == "db-down"
-    assert message["payload"]["state"] == "firing"
+    assert message["topic"] == "alerts" and message["payloads"][0]["key"] == "db-down"
+    assert message["payloads"][0]["state"] == "firing"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_fires_of_one_alert_make_one_alert_that_counts_them_all(oncall):
+    errors = in_threads(6, 5, lambda thread, n: fire("db-down") if n % 2 else fire("db-down", severity="error"))
+
+    assert errors == []
+    alert = Alert.objects.get()
+    assert alert.fire_count == 30 and alert.episode == 1
+    assert kinds(alert).count("fired") == 1 and kinds(alert).count("severity") >= 1
 
 
 @pytest.mark.postgres

@@ -173,7 +173,7 @@ def test_results_are_broadcast_on_the_health_topic_after_commit(scripted):
     services.run_and_store()
 
     message = async_to_sync(layer.receive)(name)
-    payload = json.loads(json.dumps(message["payload"]))  # as a browser would get it
+    (payload,) = json.loads(json.dumps(message["payloads"]))  # as a browser would get it
     assert message["topic"] == "health" and payload["type"] == "health.results"
     assert payload["overall"] == "warning"
     assert [(c["name"], c["status"], c["message"]) for c in payload["checks"]] == [
