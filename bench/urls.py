@@ -1,8 +1,19 @@
-"""The portal's URLs plus GET /bench/trivial, a view that does nothing but answer."""
+"""The portal's URLs plus bare views for the benchmarks' baselines.
+
+GET /bench/trivial answers {"ok": true}. GET /bench/healthz and /bench/health answer
+the very JSON of /healthz and of /health/ (the stored results, read once and then
+kept in memory) from a plain view behind the portal's whole middleware stack:
+what any view costs, with nothing of the health endpoints' own work.
+"""
+
+import functools
+from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
+
+from apps.health import pages
 
 
 @require_GET
@@ -10,7 +21,24 @@ def trivial(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@functools.cache
+def stored_report() -> dict[str, Any]:
+    return pages.report(fresh=False)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(stored_report())
+
+
 urlpatterns = [
     path("bench/trivial", trivial),
+    path("bench/healthz", healthz),
+    path("bench/health", health),
     path("", include("opsportal.urls")),
 ]

@@ -1,0 +1,161 @@
+"""Health endpoints under load: /healthz and /health/ with 50 concurrent clients, beside bare views of the same JSON.
+
+One `manage.py runportal --no-worker` (uvicorn, bench.settings_full: the portal's
+settings and middleware plus bench.urls) in production mode: a scratch PostgreSQL
+database with its connection pool, Redis (database 11) for the cache, JSON request
+logs to a file. The scheduled run's service (services.run_and_store()) stores the
+built-in checks' results first, so /health/ has every check's state to serve.
+
+Cases, all on the same server:
+
+- /healthz, answered by ProbeMiddleware ahead of the rest of the stack;
+- baseline: GET /bench/healthz, a plain view returning the same JSON through the whole stack;
+- /health/ with `Authorization: Bearer HEALTH_TOKEN` (the stored results: one query);
+- baseline: GET /bench/health, a plain view returning the same JSON (read once, kept in memory).
+
+Each case is driven by bench/load.py: --clients keep-alive connections, closed loop,
+for --seconds, after a warm-up; the cases take turns for --rounds rounds so that
+drift hits them alike. Reported: requests per second, latency percentiles, the
+server's CPU per request (from /proc) and the load generator's own CPU use.
+The figure of merit is each endpoint's throughput over its baseline's; goal: >= 0.8.
+
+Run on demand, never by the tests:
+    .venv/bin/python -m bench.health_endpoints [--clients 50] [--seconds 10] [--rounds 3] [--json]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/health_endpoints.py`
+
+import httpx
+import psutil
+
+from bench.common import POSTGRES_URL, REDIS_URL, figures, machine, progress, runportal
+from bench.load import Load, hammer, request_bytes
+from tests.faults.harness import portal
+from tests.services import Process, free_port
+
+REDIS_DB = 11
+TOKEN = "bench-health-token-0123456789"
+CASES = {
+    "/healthz": ("/healthz", {}),
+    "baseline: /bench/healthz": ("/bench/healthz", {}),
+    "/health/ (token)": ("/health/", {"Authorization": f"Bearer {TOKEN}"}),
+    "baseline: /bench/health": ("/bench/health", {}),
+}
+BASELINE_OF = {"/healthz": "baseline: /bench/healthz", "/health/ (token)": "baseline: /bench/health"}
+GOAL = 0.8
+STORE = "from apps.health import services; print(json.dumps(len(services.run_and_store())))"
+
+
+def cpu_seconds(process: Process) -> float:
+    times = psutil.Process(process.popen.pid).cpu_times()
+    return times.user + times.system
+
+
+def same_json(base: str) -> int:
+    """Both pairs answer the same JSON (else the comparison means nothing); the /health/ body's size."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for case, baseline in BASELINE_OF.items():
+            path, headers = CASES[case]
+            answer, expected = client.get(path, headers=headers), client.get(CASES[baseline][0])
+            if answer.status_code != 200 or answer.json() != expected.json():
+                raise RuntimeError(f"{path} ({answer.status_code}) and {CASES[baseline][0]} differ")
+        return len(answer.content)
+
+
+def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[tuple[Load, float]]], dict]:
+    with portal(POSTGRES_URL, REDIS_URL, REDIS_DB, root) as site:
+        checks = site.shell(STORE, timeout=120)
+        port = free_port()
+        env = {
+            **site.env,
+            "DJANGO_SETTINGS_MODULE": "bench.settings_full",
+            "HEALTH_TOKEN": TOKEN,
+            "LOG_FORMAT": "json",
+            "LOG_CONSOLE": "false",
+            "LOG_FILE": str(root / "portal.log"),
+        }
+        server = Process(runportal(port, "--no-worker"), env=env, log=root / "runportal.out")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            server.wait_for_http(f"{base}/healthz")
+            size = same_json(base)
+            host = f"127.0.0.1:{port}"
+            requests = {case: request_bytes(path, host, headers) for case, (path, headers) in CASES.items()}
+            for request in requests.values():
+                hammer("127.0.0.1", port, request, clients=args.clients, seconds=args.warmup, record=False)
+            samples: dict[str, list[tuple[Load, float]]] = {case: [] for case in CASES}
+            for round_ in range(1, args.rounds + 1):
+                for case, request in requests.items():
+                    before = cpu_seconds(server)
+                    load = hammer("127.0.0.1", port, request, clients=args.clients, seconds=args.seconds)
+                    samples[case].append((load, cpu_seconds(server) - before))
+                    progress(f"round {round_}/{args.rounds}: {case:<26} {load.per_second:8.0f}/s  errors {load.errors}")
+        finally:
+            server.stop()
+    return samples, {"checks_stored": checks, "health_body_bytes": size}
+
+
+def summarise(samples: dict[str, list[tuple[Load, float]]]) -> dict[str, dict]:
+    cases = {}
+    for case, runs in samples.items():
+        requests = sum(load.requests for load, _ in runs)
+        seconds = sum(load.seconds for load, _ in runs)
+        latency = figures([ms for load, _ in runs for ms in load.latencies_ms])
+        cases[case] = {
+            "requests": requests,
+            "errors": sum(load.errors for load, _ in runs),
+            "per_second": round(requests / seconds, 1),
+            "per_second_by_round": [round(load.per_second, 1) for load, _ in runs],
+            **{f"{name}_ms": round(value, 2) for name, value in latency.items()},
+            "server_cpu_ms_per_request": round(1000 * sum(cpu for _, cpu in runs) / requests, 3),
+            "client_cpu": round(max(load.client_cpu for load, _ in runs), 2),
+        }
+    for case, baseline in BASELINE_OF.items():
+        ratio = cases[case]["per_second"] / cases[baseline]["per_second"]
+        cases[case]["throughput_over_baseline"] = round(ratio, 3)
+        cases[case]["goal_met"] = ratio >= GOAL
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections (default 50)")
+    parser.add_argument("--seconds", type=float, default=10, help="seconds per case and round (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the cases taking turns (default 3)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per case (default 3)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    args = parser.parse_args()
+    if args.clients < 1 or args.seconds <= 0 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--clients and --rounds must be at least 1, --seconds positive, --warmup not negative")
+
+    with tempfile.TemporaryDirectory(prefix="opsportal-health-endpoints-") as root:
+        samples, setup = measure(args, Path(root))
+    cases = summarise(samples)
+    if args.json:
+        result = {"benchmark": "health_endpoints", "machine": machine(), "clients": args.clients,
+                  "seconds": args.seconds, "rounds": args.rounds, **setup, "cases": cases}  # fmt: skip
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; {setup}")
+    columns = ("req/s", "median", "p90", "p99", "max")
+    print(f"  {'case':<26} " + " ".join(f"{name:>8}" for name in columns) + f" {'cpu ms/req':>10} {'client':>7}")
+    for case, row in cases.items():
+        print(
+            f"  {case:<26} {row['per_second']:>8.0f} {row['median_ms']:>8.2f} {row['p90_ms']:>8.2f}"
+            f" {row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} {row['server_cpu_ms_per_request']:>10.3f}"
+            f" {row['client_cpu']:>7.2f}"
+        )
+    for case in BASELINE_OF:
+        row = cases[case]
+        verdict = "met" if row["goal_met"] else "NOT met"
+        print(f"  {case}: {row['throughput_over_baseline']:.2f}x its baseline's throughput (goal >= {GOAL}: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
