@@ -136,7 +136,7 @@ def test_redis_unreachable_makes_readyz_503_naming_redis_while_healthz_and_the_a
         assert took < READY_TIMEOUT * 1.1 + 0.2, f"/readyz took {took:.2f} s"
         assert anonymous.get("/healthz").status_code == 200
         assert anonymous.get("/admin/login/").status_code == 200
-        for page in ("/admin/", "/admin/health/checkstate/"):
+        for page in ("/admin/", "/admin/health/checkstate/", "/admin/health/healthtarget/"):
             assert session.get(page).status_code == 200, page
 
         forwarder.up()
