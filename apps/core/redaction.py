@@ -11,7 +11,7 @@ SENSITIVE_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|cookie
 SENSITIVE_TEXT = re.compile(
     r"(?P<key>\b(?:password|passwd|secret|token|api[-_]?key|cookie)\b\s*[=:]\s*)(?P<value>[^\s,;&]+)"
     r"|(?P<auth>\bauthori[sz]ation\b\s*[=:]\s*)(?P<credential>(?:(?:bearer|basic|token)\s+)?[^\s,;&]+)"
-    r"|(?P<scheme>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)(?P<urlpass>[^\s@/]+)(?=@)",
+    r"|(?P<scheme>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<urlpass>[^\s@/]+)(?=@)",
     re.I,
 )
 

@@ -35,6 +35,10 @@ def test_secrets_inside_text_are_redacted():
     assert cleaned.endswith("url=postgres://ops:***@db/x ok")
 
 
+def test_a_url_with_a_password_and_no_user_name_is_redacted():
+    assert redact("connecting to redis://:s3cret@cache:6379/0") == "connecting to redis://:***@cache:6379/0"
+
+
 def test_long_messages_are_truncated_with_a_marker():
     event = Truncate(100)(None, "info", {"event": "x" * 250, "short": "ok"})
 
