@@ -1,4 +1,4 @@
-"""As bench.settings_full, less the portal's own middleware (metrics, request identity and context, request log).
+"""As bench.settings_full, less the portal's own middleware (probes, metrics, request identity and context, log).
 
 Django's security, session, CSRF, auth, message and clickjacking middleware and
 ServeStatic stay. A no-op sync-only middleware takes the place of
@@ -12,6 +12,7 @@ from bench.settings_full import *  # noqa: F403
 from bench.settings_full import MIDDLEWARE as FULL_MIDDLEWARE
 
 PORTAL_MIDDLEWARE = {
+    "apps.health.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdentityMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
