@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.dateparse import parse_datetime
 
 from apps.alerts.models import Alert, Route, RoutingStamp, Silence, State, Transition
@@ -84,20 +85,21 @@ def fire(values: Mapping[str, Any], *, first: datetime | None, until: datetime |
     fire_count 1 (a counted fire, at least 2). `first` and `until` bound its first
     notification (see _NOTIFY_AT).
     """
-    params = _prepared(Alert, NEW, [values[name] for name in NEW])
-    when = [_prepared(Alert, ("notify_at",), [moment])[0] for moment in (first, until)]
-    params += [_key(values["route"]), values["group_key"], State.FIRING, *when, State.RESOLVED]
-    with connection.cursor() as cursor:
+    db = _db()
+    params = _prepared(db, Alert, NEW, [values[name] for name in NEW])
+    params += [_key(values["route"]), values["group_key"], State.FIRING]
+    params += [*_prepared(db, Alert, ("notify_at", "notify_at"), [first, until]), State.RESOLVED]
+    with db.cursor() as cursor:
         cursor.execute(_FIRE, params)
         row = cursor.fetchone()
     if row is None:
         return None, None
-    return _instance(Alert, row[:-1]), _stamp(row[-1])
+    return _instance(db, Alert, row[:-1]), _stamp(row[-1])
 
 
 def routing_stamp() -> Any:
     """The stamp routes and silences carry now (None until the first change)."""
-    with connection.cursor() as cursor:
+    with _db().cursor() as cursor:
         cursor.execute(_STAMP)
         row = cursor.fetchone()
     return _stamp(row[0]) if row else None
@@ -105,14 +107,16 @@ def routing_stamp() -> Any:
 
 def new_routing_stamp() -> None:
     """Say that routes or silences changed (in the caller's transaction)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_NEW_STAMP, [_stamp_field().get_db_prep_save(uuid.uuid4(), connection)])
+    db = _db()
+    with db.cursor() as cursor:
+        cursor.execute(_NEW_STAMP, _prepared(db, RoutingStamp, ("stamp",), [uuid.uuid4()]))
 
 
 def add_transitions(rows: Sequence[Mapping[str, Any]]) -> None:
     """Append timeline lines (values of every name in TIMELINE) in one statement."""
-    params = [value for row in rows for value in _prepared(Transition, TIMELINE, [row[name] for name in TIMELINE])]
-    with connection.cursor() as cursor:
+    db = _db()
+    params = [value for row in rows for value in _prepared(db, Transition, TIMELINE, [row[name] for name in TIMELINE])]
+    with db.cursor() as cursor:
         cursor.execute(_INSERT_TIMELINE + ", ".join([_ROW] * len(rows)), params)
 
 
@@ -123,13 +127,13 @@ def routes() -> list[Route]:
 
 def silences_not_over(now: datetime) -> list[Silence]:
     """The silences that cover, or may later cover, an alert: one-off windows not yet over, repeats not ended."""
-    at = Silence._meta.get_field("ends_at").get_db_prep_save(now, connection)
+    at = _prepared(_db(), Silence, ("ends_at",), [now])[0]
     return _instances(Silence, _SILENCES, [at, at])
 
 
 def group_waiting(route_id: int, group_key: str, alert_id: int) -> datetime | None:
     """When the group's first notification is due, if one is waiting (for the alert to go out with it)."""
-    with connection.cursor() as cursor:
+    with _db().cursor() as cursor:
         cursor.execute(_GROUP_WAITING, [route_id, group_key, State.FIRING, alert_id])
         (first,) = cursor.fetchone()
     if isinstance(first, str):  # SQLite keeps times as text, in UTC
@@ -137,10 +141,15 @@ def group_waiting(route_id: int, group_key: str, alert_id: int) -> datetime | No
     return first
 
 
-def _prepared(model: type[models.Model], names: Sequence[str], values: Sequence[Any]) -> list[Any]:
+def _db() -> BaseDatabaseWrapper:
+    """This thread's connection itself: the `connection` proxy costs a context-local lookup per attribute."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _prepared(db: BaseDatabaseWrapper, model: type[models.Model], names: Sequence[str], values: Sequence[Any]) -> list:
     """The values as the database takes them, each prepared by its field as the ORM would (JSON, times, keys)."""
     fields = _fields(model, tuple(names))
-    return [field.get_db_prep_save(_key(value), connection) for field, value in zip(fields, values, strict=True)]
+    return [field.get_db_prep_save(_key(value), db) for field, value in zip(fields, values, strict=True)]
 
 
 @functools.cache
@@ -154,27 +163,24 @@ def _key(value: Any) -> Any:
 
 def _instances(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
     """Run sql, whose rows hold the model's columns in order, and make instances of them."""
-    with connection.cursor() as cursor:
+    db = _db()
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
-        return [_instance(model, row) for row in cursor.fetchall()]
+        return [_instance(db, model, row) for row in cursor.fetchall()]
 
 
-def _instance(model: type[M], row: Sequence[Any]) -> M:
+def _instance(db: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
     """An instance of a row of the model's columns in order, converted as a queryset would."""
-    names, converters = _loader(model, connection.vendor)
+    names, converters = _loader(model, db.vendor)
     values = list(row)
     for index, column, functions in converters:
         for function in functions:
-            values[index] = function(values[index], column, connection)
-    return model.from_db(connection.alias, names, values)
-
-
-def _stamp_field() -> models.Field:
-    return RoutingStamp._meta.get_field("stamp")
+            values[index] = function(values[index], column, db)
+    return model.from_db(db.alias, names, values)
 
 
 def _stamp(value: Any) -> Any:
-    return _stamp_field().to_python(value) if value is not None else None
+    return RoutingStamp._meta.get_field("stamp").to_python(value) if value is not None else None
 
 
 @functools.cache
@@ -184,7 +190,8 @@ def _loader(model: type[models.Model], vendor: str) -> tuple[list[str], list[tup
     converters = []
     for index, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
-        functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        db = _db()
+        functions = db.ops.get_db_converters(column) + field.get_db_converters(db)
         if functions:
             converters.append((index, column, functions))
     return [field.attname for field in fields], converters

@@ -1,11 +1,12 @@
 """What a notification says, rendered once when its row is written so that every attempt sends the same."""
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from apps.alerts.models import Alert, Notification
 
@@ -20,8 +21,15 @@ HEADLINE = {
 
 
 def alert_url(alert: Alert) -> str:
-    path = reverse("admin:alerts_alert_change", args=[alert.pk])
+    path = get_script_prefix() + _change_path().format(pk=alert.pk)
     return f"{settings.PORTAL_URL}{path}" if settings.PORTAL_URL else path
+
+
+@functools.cache
+def _change_path() -> str:
+    """The admin path of an alert, after the script prefix, as a template: reverse() costs 0.3 ms a call."""
+    marker = 987654321
+    return reverse("admin:alerts_alert_change", args=[marker])[len(get_script_prefix()) :].replace(str(marker), "{pk}")
 
 
 def describe(alert: Alert) -> dict[str, Any]:
