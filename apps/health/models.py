@@ -184,6 +184,7 @@ class CheckState(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "check state"
+        verbose_name_plural = "overview"  # the admin's entry for the tiles page (admin_pages)
 
     def __str__(self) -> str:
         return f"{self.name}: {self.status}"
