@@ -80,14 +80,14 @@ def alert_fire(
         alert, stamp = queries.fire(_new_alert(source, key, content, plan, now), first=plan.first, until=plan.until)
         if alert is None:  # resolved, or its severity changed
             alert = _fire_again(source, key, content, fields, now)
-        else:
+        elif alert.fire_count == 1:  # a new alert
             if stamp != plan.stamp:  # routes or silences changed since this process loaded them
                 plan = _plan(fields, routing.load(), now)
-                if alert.fire_count == 1:
-                    _schedule(alert, plan)
-                    alert.save(update_fields=["route", "group_key", "notify_at", "silenced_by"])
-            if alert.fire_count == 1:
-                _begin(alert, plan, Transition.Kind.FIRED, now)
+                _schedule(alert, plan)
+                alert.save(update_fields=["route", "group_key", "notify_at", "silenced_by"])
+            _begin(alert, plan, Transition.Kind.FIRED, now)
+        elif stamp != plan.stamp:
+            routing.load()  # for the next new alert
         _broadcast(alert)
     return alert
 
