@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/alerts_fire.py`
 
-from bench.common import POSTGRES_URL, REDIS_URL, machine, progress
+from bench.common import POSTGRES_URL, REDIS_URL, count_by_count, machine, progress
 from tests.faults.harness import Portal, portal
 from tests.services import ROOT
 
@@ -212,13 +212,6 @@ def _code(expression: str) -> str:
     return f"from bench import alerts_fire as bench; print(json.dumps(bench.{expression}))"
 
 
-def runs_argument(text: str) -> tuple[int, int]:
-    producers, _, per_producer = text.partition("x")
-    if not (producers.isdigit() and per_producer.isdigit() and int(producers) > 0 and int(per_producer) > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not PRODUCERSxCALLS, e.g. 8x500")
-    return int(producers), int(per_producer)
-
-
 def complete(fire: dict) -> bool:
     return not fire["errors"] and fire["alerts"] == fire["expected_alerts"] and fire["fire_count"] == fire["calls"]
 
@@ -227,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--runs",
-        type=runs_argument,
+        type=count_by_count,
         nargs="+",
         default=[(8, 500), (1, 1000)],
         metavar="PxN",

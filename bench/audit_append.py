@@ -27,7 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/audit_append.py`
 
-from bench.common import django_json, machine, migrate, portal_env, postgres_env, progress, scratch_postgres
+from bench.common import (
+    count_by_count,
+    django_json,
+    machine,
+    migrate,
+    portal_env,
+    postgres_env,
+    progress,
+    scratch_postgres,
+)
 
 GOAL = 1000  # events/s with GOAL_WRITERS writers on PostgreSQL
 GOAL_WRITERS = 8
@@ -35,13 +44,6 @@ CASES = {
     "audit": ("opsportal.settings", "from tests.audit.writers import write_concurrently as run"),
     "baseline": ("bench.settings_audit_off", "from bench.audit_baselines import write_plain_concurrently as run"),
 }
-
-
-def writers(text: str) -> tuple[int, int]:
-    threads, _, per_thread = text.partition("x")
-    if not (threads.isdigit() and per_thread.isdigit() and int(threads) > 0 and int(per_thread) > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not THREADSxEVENTS, e.g. 8x1000")
-    return int(threads), int(per_thread)
 
 
 def run_case(case: str, database: str, threads: int, per_thread: int, root: Path) -> dict:
@@ -57,7 +59,7 @@ def run_case(case: str, database: str, threads: int, per_thread: int, root: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=writers, nargs="+", default=[(8, 1000), (1, 2000)], metavar="TxN",
+    parser.add_argument("--runs", type=count_by_count, nargs="+", default=[(8, 1000), (1, 2000)], metavar="TxN",
                         help="writer threads x events per thread (default: 8x1000 1x2000)")  # fmt: skip
     parser.add_argument("--databases", nargs="+", choices=["postgresql", "sqlite"], default=["postgresql", "sqlite"])
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")

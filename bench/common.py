@@ -1,5 +1,6 @@
 """What the benchmarks share: the machine they ran on, summary figures, the portal's environment, scratch databases."""
 
+import argparse
 import json
 import os
 import platform
@@ -59,6 +60,14 @@ def portal_env(var_dir: Path, log_file: Path, **overrides: str) -> dict[str, str
 
 def runportal(port: int, *options: str) -> list[str]:
     return [sys.executable, "manage.py", "runportal", "--port", str(port), *options]
+
+
+def count_by_count(text: str) -> tuple[int, int]:
+    """An argparse type for "AxB" (e.g. 8x500: 8 producers of 500 calls each), both whole and positive."""
+    first, _, second = text.partition("x")
+    if not (first.isdigit() and second.isdigit() and int(first) > 0 and int(second) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not COUNTxCOUNT, e.g. 8x500")
+    return int(first), int(second)
 
 
 def progress(message: str) -> None:

@@ -8,7 +8,6 @@ this process; the command runs as its own process.
 """
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -22,17 +21,16 @@ from apps.health.models import CheckState
 from tests.conftest import REDIS_URL
 from tests.faults.forwarder import Forwarder
 from tests.services import free_port, manage, subprocess_env
+from tests.services import silent_port as hanging_port
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A port whose connections the kernel accepts and nobody answers: a Redis that hangs. Closing it cuts them."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
+    """A Redis that hangs."""
+    with hanging_port() as port:
+        yield port
 
 
 @pytest.fixture

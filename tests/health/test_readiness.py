@@ -1,6 +1,5 @@
 """readiness(): the database, and with REDIS_URL Redis and the broker; on time even when one hangs."""
 
-import socket
 import time
 from collections.abc import Iterator
 
@@ -9,17 +8,16 @@ import pytest
 from apps.health import runner, services
 from opsportal.celery import app
 from tests.services import free_port
+from tests.services import silent_port as hanging_port
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A port whose connections the kernel accepts and nobody ever answers; closed after the test."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
+    """A Redis and a broker that hang; closed after the test."""
+    with hanging_port() as port:
+        yield port
     deadline = time.monotonic() + 5  # closing cuts the waiting probes off: let them end within the test
     while runner.in_flight() and time.monotonic() < deadline:
         time.sleep(0.02)
