@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.alerts",
     "apps.health",
+    "apps.metrics",
     "apps.dashboard",
 ]
 
