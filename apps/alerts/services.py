@@ -541,7 +541,7 @@ def _done_by(
 
 
 def _broadcast(alert: Alert) -> None:
-    broadcast_on_commit("alerts", render.describe(alert))
+    broadcast_on_commit("alerts", "alert", render.describe(alert))
 
 
 def _fields(alert: Alert) -> dict[str, str]:

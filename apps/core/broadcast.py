@@ -22,7 +22,7 @@ def group_name(topic: str) -> str:
     return f"topic.{topic}"
 
 
-def broadcast_on_commit(topic: str, payload: dict[str, Any], *, using: str = "default") -> None:
+def broadcast_on_commit(topic: str, type: str, data: dict[str, Any], *, using: str = "default") -> None:
     """Send payload to the topic's group after the current transaction commits (at once outside one).
 
     A broadcast is a hint to refresh, not a record: if the channel layer is down
@@ -31,6 +31,7 @@ def broadcast_on_commit(topic: str, payload: dict[str, Any], *, using: str = "de
     "payloads": [payload, ...]}, oldest first: with channels-redis, those of
     the topic that this process committed within 0.1 s (Publisher).
     """
+    payload = {"type": type, "data": data}
     transaction.on_commit(lambda: _publisher.publish(topic, payload), using=using)
 
 

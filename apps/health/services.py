@@ -92,8 +92,8 @@ def run_and_store(*, timeout: float | None = None) -> list[Result]:
         _forget(set(by_name))
         broadcast_on_commit(
             TOPIC,
+            "results",
             {
-                "type": "health.results",
                 "overall": str(overall(CheckState.objects.values_list("status", flat=True))),
                 "checks": [state.as_dict() for state in changed],
             },

@@ -336,7 +336,8 @@ def test_changes_are_broadcast_on_the_alerts_topic_after_commit(oncall):
 
     (payload,), _ = listen("alerts", lambda: fire(key), where=lambda payload: payload["key"] == key)
 
-    assert payload["state"] == "firing" and payload["source"] == "health"
+    assert payload["type"] == "alert"
+    assert payload["data"]["state"] == "firing" and payload["data"]["source"] == "health"
 
 
 @pytest.mark.postgres

@@ -15,14 +15,14 @@ def test_a_broadcast_waits_for_the_commit_and_a_rollback_sends_nothing():
 
     def act() -> None:
         with contextlib.suppress(RuntimeError), transaction.atomic():
-            broadcast.broadcast_on_commit(topic, {"n": "rolled back"})
+            broadcast.broadcast_on_commit(topic, "test", {"n": "rolled back"})
             raise RuntimeError
         with transaction.atomic():
-            broadcast.broadcast_on_commit(topic, {"n": "committed"})
+            broadcast.broadcast_on_commit(topic, "test", {"n": "committed"})
 
     payloads, _ = listen(topic, act)
 
-    assert payloads == [{"n": "committed"}]
+    assert payloads == [{"type": "test", "data": {"n": "committed"}}]
 
 
 @pytest.mark.redis
@@ -32,12 +32,12 @@ def test_a_burst_through_redis_arrives_whole_in_order_and_in_fewer_frames():
     errors = []
 
     def burst() -> None:
-        payload = lambda thread, n: broadcast.broadcast_on_commit(topic, {"thread": thread, "n": n})  # noqa: E731
+        payload = lambda thread, n: broadcast.broadcast_on_commit(topic, "test", {"thread": thread, "n": n})  # noqa: E731
         errors.extend(in_threads(3, 200, payload))
 
     payloads, frames = listen(topic, burst, 600)
 
     assert errors == []
     for thread in range(3):
-        assert [p["n"] for p in payloads if p["thread"] == thread] == list(range(200))
+        assert [p["data"]["n"] for p in payloads if p["data"]["thread"] == thread] == list(range(200))
     assert frames < 600

@@ -170,9 +170,9 @@ def test_results_are_broadcast_on_the_health_topic_after_commit(scripted):
     payloads, _ = listen("health", services.run_and_store, where=ours)  # (other test processes broadcast too)
 
     (payload,) = json.loads(json.dumps(payloads))  # as a browser would get it
-    assert payload["type"] == "health.results"
-    assert payload["overall"] == "warning"
-    assert [(c["name"], c["status"], c["message"]) for c in payload["checks"]] == [
+    assert payload["type"] == "results"
+    assert payload["data"]["overall"] == "warning"
+    assert [(c["name"], c["status"], c["message"]) for c in payload["data"]["checks"]] == [
         ("db", "ok", "SELECT 1 in 2 ms"),
         ("disk", "warning", "85 % used"),
     ]
