@@ -360,6 +360,12 @@ if ALERTS_LEASE_SECONDS < 2 * ALERTS_DELIVERY_TIMEOUT_SECONDS:
 ALERTS_RETRY_FIRST_SECONDS = config.integer("ALERTS_RETRY_FIRST_SECONDS", 5, minimum=1, maximum=3600)
 ALERTS_RETRY_MAX_SECONDS = config.integer("ALERTS_RETRY_MAX_SECONDS", 600, minimum=ALERTS_RETRY_FIRST_SECONDS)
 CELERY_BEAT_SCHEDULE["alerts-tick"] = {"task": "apps.alerts.tasks.alerts_tick", "schedule": float(ALERTS_TICK_SECONDS)}
+# Metric alert rules (apps.metrics.rules) are evaluated this often; a rule's `for` counts in these steps.
+ALERTS_EVAL_INTERVAL_SECONDS = config.integer("ALERTS_EVAL_INTERVAL_SECONDS", 15, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["metrics-rules"] = {
+    "task": "apps.metrics.rule_tasks.metrics_rules_task",
+    "schedule": float(ALERTS_EVAL_INTERVAL_SECONDS),
+}
 
 # Without EMAIL_HOST, mail is written to the log instead of sent.
 EMAIL_HOST = config.string("EMAIL_HOST")

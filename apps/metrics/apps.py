@@ -12,3 +12,16 @@ class MetricsConfig(AppConfig):
         from apps.metrics import series_admin, workers  # noqa: F401
 
         workers.connect()
+        self._ready_rules()
+
+    def _ready_rules(self) -> None:
+        """Metric alert rules: audited edits, and the portal's metric state on /metrics."""
+        from apps.audit import registry
+        from apps.core import prometheus
+        from apps.metrics import prometheus as metric_families
+        from apps.metrics.models import MetricRule
+        from apps.metrics.rules import STATE_FIELDS
+
+        # Who changed a rule, not each evaluation's state (written every tick by the scheduler).
+        registry.register(MetricRule, repr_field="name", ignore=tuple(STATE_FIELDS))
+        prometheus.register(*metric_families.FAMILIES)

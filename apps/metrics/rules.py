@@ -1,0 +1,207 @@
+"""Metric alert rules: evaluate every enabled rule, fire and resolve their alerts, remember their state.
+
+The Prometheus split (ARCHITECTURE.md): a rule decides *when* a series is wrong
+(an aggregation over a window compared with a threshold, held for `for`);
+apps.alerts decides who is told. One tick reads the rules, each rule's series
+row, and the samples of every series over the longest window any of its rules
+needs in one query, reduces them in Python, and writes every rule's state in
+one bulk update: its cost grows with the samples read, not with the rules.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.alerts.models import Alert, State
+from apps.alerts.services import alert_fire, alert_resolve
+from apps.metrics import rule_summary
+from apps.metrics.aggregations import COMPARE, Window, evaluate
+from apps.metrics.models import MetricRule, Sample, Series
+
+logger = structlog.get_logger(__name__)
+
+ALERT_SOURCE = "metrics"
+RuleState = MetricRule.State
+STATE_FIELDS = ["state", "pending_since", "last_value", "last_evaluated_at"]
+WRITE_BATCH = 500  # rows per UPDATE: one statement's CASE list stays small
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one tick decided for one rule."""
+
+    state: str
+    value: float | None
+    pending_since: datetime | None
+
+
+def rules_evaluate(*, now: datetime | None = None) -> dict[str, int]:
+    """Evaluate every enabled rule once; returns counts by state and of alerts fired, resolved and failed.
+
+    A rule whose condition holds is pending, then firing once it has held for
+    `for_seconds` (alert_fire(source="metrics", key=<rule name>)); a rule that
+    stops holding, or has no data in its window, resolves its alert. A
+    condition that flaps within `for` fires nothing. A rule firing whose alert
+    is not open (resolved by hand, or the rule renamed) fires again; an open
+    metrics alert whose rule was deleted or disabled is resolved. One rule
+    that cannot fire (a database error, a label the engine refuses) is logged
+    and counted; the others are evaluated all the same.
+    """
+    now = now or timezone.now()
+    rules = list(MetricRule.objects.filter(enabled=True))
+    windows = _windows(rules, now)
+    open_alerts = dict(
+        Alert.objects.filter(source=ALERT_SOURCE).exclude(state=State.RESOLVED).values_list("key", "severity")
+    )
+    counts: Counter[str] = Counter()
+    for rule in rules:
+        verdict = _judge(rule, windows.get(rule.series), now)
+        counts[verdict.state] += 1
+        counts[_alert(rule, verdict, open_alerts)] += 1
+        rule.state, rule.last_value, rule.pending_since = verdict.state, verdict.value, verdict.pending_since
+        rule.last_evaluated_at = now
+    MetricRule.objects.bulk_update(rules, STATE_FIELDS, batch_size=WRITE_BATCH)
+    counts["resolved"] += _retire(set(open_alerts) - {rule.name for rule in rules})
+    counts = +counts  # drops the zero counts and "" (nothing done)
+    counts.pop("", None)
+    summary = {"rules": len(rules), **{str(key): value for key, value in counts.items()}}
+    if counts["fired"] or counts["resolved"] or counts["failed"]:
+        logger.info("metric_rules_evaluated", **summary)
+    return summary
+
+
+def rule_evaluate(rule: MetricRule, *, now: datetime | None = None) -> Verdict:
+    """Evaluate one rule now (the admin's "evaluate now"): its state is written, its alert fired or resolved."""
+    now = now or timezone.now()
+    verdict = _judge(rule, _windows([rule], now).get(rule.series), now)
+    open_alerts = dict(
+        Alert.objects.filter(source=ALERT_SOURCE, key=rule.name)
+        .exclude(state=State.RESOLVED)
+        .values_list("key", "severity")
+    )
+    if rule.enabled:
+        _alert(rule, verdict, open_alerts)
+    elif rule.name in open_alerts:
+        _retire({rule.name})
+    state = verdict.state if rule.enabled else RuleState.OK
+    MetricRule.objects.filter(pk=rule.pk).update(
+        state=state, last_value=verdict.value, pending_since=verdict.pending_since if rule.enabled else None,
+        last_evaluated_at=now,
+    )  # fmt: skip
+    return verdict
+
+
+def rule_retired(name: str) -> None:
+    """A rule was deleted or disabled: resolve its alert now rather than at the next tick."""
+    _retire({name})
+
+
+# ---------------------------------------------------------------- inside a tick
+
+
+def _windows(rules: Iterable[MetricRule], now: datetime) -> dict[str, Window]:
+    """Each named series' row and samples over the longest window of its rules: two queries in all."""
+    longest: dict[str, int] = {}
+    for rule in rules:
+        longest[rule.series] = max(longest.get(rule.series, 0), rule.window_seconds)
+    windows: dict[str, Window] = {}
+    ids_by_window: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for pk, name, last_at in Series.objects.filter(name__in=longest).values_list("pk", "name", "last_at"):
+        windows[name] = Window(last_at=last_at.timestamp() if last_at else None)
+        names[pk] = name
+        ids_by_window.setdefault(longest[name], []).append(pk)
+    if not names:
+        return windows
+    # One condition per distinct window length, not per series: (series in ids and at >= cutoff) or ...
+    recent = Q()
+    for seconds, ids in ids_by_window.items():
+        recent |= Q(series_id__in=ids, at__gte=now - timedelta(seconds=seconds))
+    rows = (
+        Sample.objects.filter(recent, at__lte=now).order_by("series_id", "at").values_list("series_id", "at", "value")
+    )
+    for series_id, at, value in rows.iterator(chunk_size=5000):
+        window = windows[names[series_id]]
+        window.times.append(at.timestamp())
+        window.values.append(value)
+    return windows
+
+
+def _judge(rule: MetricRule, window: Window | None, now: datetime) -> Verdict:
+    """The `for` rule: pending from the first evaluation where the condition holds, firing once held long enough."""
+    value = evaluate(rule.aggregation, rule.window_seconds, window, now.timestamp())
+    if value is None:
+        return Verdict(RuleState.NO_DATA, None, None)
+    if not COMPARE[rule.comparison](value, rule.threshold):
+        return Verdict(RuleState.OK, value, None)
+    holding = rule.state in (RuleState.PENDING, RuleState.FIRING) and rule.pending_since is not None
+    since = rule.pending_since if holding else now
+    if (now - since).total_seconds() >= rule.for_seconds:
+        return Verdict(RuleState.FIRING, value, since)
+    return Verdict(RuleState.PENDING, value, since)
+
+
+def _alert(rule: MetricRule, verdict: Verdict, open_alerts: dict[str, str]) -> str:
+    """Fire or resolve the rule's alert as the verdict says; returns what was done ("" for nothing)."""
+    is_open = rule.name in open_alerts
+    try:
+        if verdict.state == RuleState.FIRING and (not is_open or open_alerts[rule.name] != rule.severity):
+            alert_fire(
+                source=ALERT_SOURCE,
+                key=rule.name,
+                severity=rule.severity,
+                summary=_summary(rule, verdict.value),
+                description=_description(rule),
+                labels={**_labels(rule.labels), "series": rule.series},
+                value=verdict.value,
+            )
+            return "fired"
+        if verdict.state != RuleState.FIRING and is_open:
+            alert_resolve(source=ALERT_SOURCE, key=rule.name)
+            return "resolved"
+    except Exception:  # one rule's failure must not stop the tick; it is retried at the next one
+        logger.exception("metric_rule_alert_failed", rule=rule.name, state=verdict.state)
+        return "failed"
+    return ""
+
+
+def _retire(names: set[str]) -> int:
+    """Resolve the open alerts of rules that are gone or disabled, and reset disabled rules' state."""
+    for name in sorted(names):
+        try:
+            alert_resolve(source=ALERT_SOURCE, key=name)
+        except Exception:  # tried again at the next tick: the alert is still open and still orphaned
+            logger.exception("metric_rule_retire_failed", rule=name)
+    # A disabled rule shows no stale "firing" in the admin; one short UPDATE that usually touches nothing.
+    MetricRule.objects.filter(enabled=False).exclude(state=RuleState.OK, pending_since=None).update(
+        state=RuleState.OK, pending_since=None
+    )
+    return len(names)
+
+
+def _summary(rule: MetricRule, value: float | None) -> str:
+    rendered = rule_summary.render(
+        rule.summary, value=value, threshold=rule.threshold, series=rule.series, window_seconds=rule.window_seconds
+    )
+    if rendered and rendered.strip():
+        return rendered
+    logger.warning("metric_rule_summary_unusable", rule=rule.name)
+    return f"{rule.name}: {rule.aggregation} of {rule.series} is {value:g} ({rule.comparison} {rule.threshold:g})"
+
+
+def _description(rule: MetricRule) -> str:
+    window = rule_summary.duration(rule.window_seconds)
+    held = f" for {rule_summary.duration(rule.for_seconds)}" if rule.for_seconds else ""
+    condition = f"{rule.aggregation}({rule.series}[{window}]) {rule.comparison} {rule.threshold:g}"
+    return f"Metric rule {rule.name}: {condition}{held}."
+
+
+def _labels(labels: Any) -> dict[str, Any]:
+    # A rule saved outside the admin may hold anything in its JSON field; a non-mapping is ignored, not fatal.
+    return dict(labels) if isinstance(labels, dict) else {}
