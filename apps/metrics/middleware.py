@@ -34,6 +34,7 @@ class HttpMetricsMiddleware:
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
+        reporting.serves_http()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()

@@ -63,13 +63,18 @@ class Reporter:
     """Writes one process's report. The thread calls report() every interval; tests call it directly."""
 
     def __init__(self, *, role: str, pid: int | None = None, source: Traffic = traffic) -> None:
-        self.role = role
+        self._role = role
         self.pid = pid or os.getpid()
         self.key = f"{socket.gethostname()[:50]}:{self.pid}:{uuid.uuid4().hex[:12]}"
         self.started_at = timezone.now()
         self.traffic = source
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)  # starts the CPU measurement: the next call returns the share since now
+
+    @property
+    def role(self) -> str:
+        """ "web" in a process that serves HTTP, whoever started the reporter (embedded mode runs tasks too)."""
+        return "web" if _serves_http else self._role
 
     def payload(self) -> dict[str, Any]:
         """What this process reports now: its readings, its own usage, its HTTP traffic (all JSON-ready)."""
@@ -95,7 +100,7 @@ class Reporter:
         """Write this process's report (one UPDATE; an INSERT the first time)."""
         now = now or timezone.now()
         payload = self.payload()
-        if not ProcessReport.objects.filter(key=self.key).update(at=now, payload=payload):
+        if not ProcessReport.objects.filter(key=self.key).update(at=now, payload=payload, role=self.role):
             ProcessReport.objects.create(
                 key=self.key, role=self.role, pid=self.pid, started_at=self.started_at, at=now, payload=payload
             )
@@ -132,6 +137,12 @@ def ensure_started(role: str | None = None) -> None:
         threading.Thread(target=reporter.run_forever, name="opsportal-metrics-reporter", daemon=True).start()
 
 
+def serves_http() -> None:
+    """Say that this process serves HTTP (the middleware, when Django builds its handler): its label is web-<pid>."""
+    global _serves_http
+    _serves_http = True
+
+
 def _guess_role() -> str:
     return "worker" if "celery" in os.path.basename(sys.argv[0]) else "web"
 
@@ -147,4 +158,5 @@ def _forget_parent() -> None:
 _readings: dict[str, tuple[Callable[[], float], Kind]] = {}
 _lock = threading.Lock()
 _started = False
+_serves_http = False
 os.register_at_fork(after_in_child=_forget_parent)
