@@ -8,6 +8,7 @@ from django.conf import settings
 from django.test import Client
 
 from apps.metrics import histogram, reporting, services
+from apps.metrics.middleware import HttpMetricsMiddleware
 from apps.metrics.traffic import Traffic
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.metrics.urls")]
@@ -65,3 +66,9 @@ def test_recording_a_request_costs_a_few_microseconds():
 
     assert best < 5e-6, f"{best * 1e6:.2f} µs per request"
     assert sum(figures[0] for figures in traffic.snapshot().values()) == 5 * rounds
+
+
+def test_a_process_that_serves_http_reports_as_web_whoever_started_its_reporter():
+    HttpMetricsMiddleware(lambda request: None)  # Django builds its handler: this process serves HTTP
+
+    assert reporting.Reporter(role="worker").role == "web"
