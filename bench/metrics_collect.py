@@ -44,14 +44,14 @@ random.seed(7)
 VIEWS = [f"view-{{n}}" for n in range(20)]
 
 
-def bare_psutil():
+def bare_psutil() -> None:
     psutil.cpu_times(); psutil.cpu_times(percpu=True); psutil.virtual_memory(); psutil.swap_memory()
     for path in disk_paths():
         psutil.disk_usage(path)
     psutil.disk_io_counters(); psutil.net_io_counters(); psutil.getloadavg()
 
 
-def timed(action):
+def timed(action) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     action()
     return (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
@@ -91,7 +91,7 @@ request = RequestFactory().get("/admin/login/")
 request.resolver_match = resolve("/admin/login/")
 
 
-def per_call(handler):
+def per_call(handler) -> float:
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apps.metrics.models import Rollup, Sample, Series
 
@@ -118,7 +118,7 @@ def prune(cutoffs: dict[str, datetime], *, dry_run: bool = False) -> dict[str, i
     return {name: _delete_in_batches(rows) for name, rows in targets.items()}
 
 
-def _delete_in_batches(rows: object) -> int:
+def _delete_in_batches(rows: QuerySet) -> int:
     deleted = 0
     while True:
         batch = list(rows.values_list("pk", flat=True)[:PRUNE_BATCH])

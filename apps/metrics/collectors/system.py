@@ -1,6 +1,7 @@
 """The machine, through psutil: CPU (total and per core), memory, swap, disks, disk I/O, network, load."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 from django.conf import settings
@@ -18,7 +19,7 @@ def disk_paths() -> dict[str, str]:
     return paths
 
 
-def busy_percent(key: str, times: object, tick: Tick) -> float | None:
+def busy_percent(key: str, times: NamedTuple, tick: Tick) -> float | None:
     """CPU busy % since the last tick, from cumulative CPU times (idle and iowait count as not busy).
 
     Computed from times kept between ticks rather than psutil.cpu_percent(),
