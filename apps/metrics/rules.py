@@ -126,7 +126,7 @@ def _windows(rules: Iterable[MetricRule], now: datetime) -> dict[str, Window]:
     rows = (
         Sample.objects.filter(recent, at__lte=now).order_by("series_id", "at").values_list("series_id", "at", "value")
     )
-    for series_id, at, value in rows.iterator(chunk_size=5000):
+    for series_id, at, value in rows:
         window = windows[names[series_id]]
         window.times.append(at.timestamp())
         window.values.append(value)
