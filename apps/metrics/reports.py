@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
+
 from apps.metrics import histogram
 from apps.metrics.models import ProcessReport
 
@@ -51,11 +53,26 @@ def consume(now: datetime, *, interval: int) -> list[ProcessWindow]:
     ProcessReport.objects.filter(at__lt=cutoff).delete()
     rows = list(ProcessReport.objects.select_for_update().filter(at__gte=cutoff).order_by("key"))
     windows = [window(row) for row in rows]
-    for row, found in zip(rows, windows, strict=True):
-        row.consumed = {**row.payload, "rates": found.rates}
-        row.consumed_at = row.at
-    ProcessReport.objects.bulk_update(rows, ["consumed", "consumed_at"])
+    _mark_consumed([(row, {**row.payload, "rates": found.rates}) for row, found in zip(rows, windows, strict=True)])
     return windows
+
+
+def _mark_consumed(consumed: list[tuple[ProcessReport, dict[str, Any]]]) -> None:
+    """consumed = what was read, consumed_at = its report's time: one executemany (bulk_update's CASE is slow)."""
+    fields = {name: ProcessReport._meta.get_field(name) for name in ("consumed", "consumed_at")}
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(ProcessReport._meta.db_table)} SET {quote('consumed')} = %s, "  # noqa: S608
+        f"{quote('consumed_at')} = %s WHERE {quote('id')} = %s"
+    )
+    consumed_field, at_field = fields["consumed"], fields["consumed_at"]
+    rows = [
+        (consumed_field.get_db_prep_save(data, connection), at_field.get_db_prep_save(row.at, connection), row.pk)
+        for row, data in consumed
+    ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
 
 def window(row: ProcessReport) -> ProcessWindow:

@@ -1,9 +1,10 @@
 """Writing the time series: one tick's samples, each series' last value, the 1-minute and 1-hour rollups; pruning.
 
-All of a tick is written in one transaction with a fixed number of statements,
-however many series it has: one SELECT of the series' ids (plus one INSERT for
-new series), one bulk INSERT of samples, one UPDATE of the series' last values,
-and one executemany of rollup upserts.
+All of a tick is written in one transaction with a fixed number of calls to the
+database, however many series it has: one SELECT of the series' ids (plus one
+INSERT for new series), then an executemany each of the samples' INSERT, the
+series' last-value UPDATE and the rollups' upsert (pipelined by psycopg on
+PostgreSQL; in-process statements on SQLite).
 """
 
 from collections.abc import Iterable
@@ -51,9 +52,20 @@ def write(at: datetime, values: dict[str, float]) -> None:
     if not values:
         return
     ids = series_ids(values)
-    Sample.objects.bulk_create(Sample(series_id=ids[name], at=at, value=value) for name, value in values.items())
-    series = [Series(pk=ids[name], last_at=at, last_value=value) for name, value in values.items()]
-    Series.objects.bulk_update(series, ["last_at", "last_value"])
+    quote, when = connection.ops.quote_name, connection.ops.adapt_datetimefield_value(at)
+    # Plain executemany rather than bulk_create/bulk_update: the ORM's CASE WHEN per row for
+    # bulk_update cost 45 ms of CPU per tick of 100 series (bench/metrics_collect.py), this 2 ms.
+    samples = quote(Sample._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {samples} ({quote('series_id')}, {quote('at')}, {quote('value')}) VALUES (%s, %s, %s)",  # noqa: S608
+            [(ids[name], when, value) for name, value in values.items()],
+        )
+        cursor.executemany(
+            f"UPDATE {quote(Series._meta.db_table)} SET {quote('last_at')} = %s, {quote('last_value')} = %s "  # noqa: S608
+            f"WHERE {quote('id')} = %s",
+            [(when, value, ids[name]) for name, value in values.items()],
+        )
     fold(at, {ids[name]: value for name, value in values.items()})
 
 
