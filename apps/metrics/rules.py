@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ logger = structlog.get_logger(__name__)
 ALERT_SOURCE = "metrics"
 RuleState = MetricRule.State
 STATE_FIELDS = ["state", "pending_since", "last_value", "last_evaluated_at"]
+GAP_INTERVALS = 3  # evaluations missed in a row before a pending `for` starts again
 WRITE_BATCH = 500  # rows per UPDATE elsewhere than PostgreSQL: one statement's CASE list stays small
 
 
@@ -140,10 +142,18 @@ def _judge(rule: MetricRule, window: Window | None, now: datetime) -> Verdict:
     if not COMPARE[rule.comparison](value, rule.threshold):
         return Verdict(RuleState.OK, value, None)
     holding = rule.state in (RuleState.PENDING, RuleState.FIRING) and rule.pending_since is not None
-    since = rule.pending_since if holding else now
+    since = rule.pending_since if holding and not _gap(rule, now) else now
     if (now - since).total_seconds() >= rule.for_seconds:
         return Verdict(RuleState.FIRING, value, since)
     return Verdict(RuleState.PENDING, value, since)
+
+
+def _gap(rule: MetricRule, now: datetime) -> bool:
+    """Was the rule not evaluated for a while (the scheduler down)? Then a pending `for` starts again:
+    nobody saw the condition hold in between. (A firing rule keeps firing: its alert is already open.)"""
+    if rule.state == RuleState.FIRING or rule.last_evaluated_at is None:
+        return False
+    return (now - rule.last_evaluated_at).total_seconds() > GAP_INTERVALS * settings.ALERTS_EVAL_INTERVAL_SECONDS
 
 
 def _alert(rule: MetricRule, verdict: Verdict, open_alerts: dict[str, str]) -> str:

@@ -142,6 +142,21 @@ def test_a_condition_flapping_within_for_fires_nothing(clock):
     assert not Alert.objects.exists()
 
 
+def test_a_pending_for_starts_again_after_evaluations_were_missed(clock):
+    record("test.load", {offset: 95.0 for offset in range(-60, 400, 5)})
+    rule = make_rule(series="test.load", for_seconds=60)
+    rules_evaluate()
+    clock.shift(timedelta(seconds=15))
+    rules_evaluate()
+    clock.shift(timedelta(seconds=120))  # the scheduler was down for 8 intervals: the condition went unseen
+
+    rules_evaluate()
+
+    rule = MetricRule.objects.get(pk=rule.pk)
+    assert rule.state == State.PENDING and rule.pending_since == START + timedelta(seconds=135)
+    assert not Alert.objects.exists()
+
+
 @pytest.fixture
 def on_call():
     """A default route that notifies one webhook channel at once (group_wait 0)."""
