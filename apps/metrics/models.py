@@ -146,7 +146,8 @@ class ProcessReport(models.Model):
     not see runportal's traffic), and the collector can consume a report and mark it
     consumed in the transaction that stores the samples, so no request is counted
     twice nor lost when two collections overlap. One row per process: an UPDATE per
-    process per interval.
+    process per interval; and one row of role "claim", the collector's tick claim
+    (apps.metrics.reports.claim_tick).
     """
 
     key = models.CharField(max_length=100, unique=True, help_text="host:pid:start, unique per process life.")

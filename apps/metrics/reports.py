@@ -6,10 +6,13 @@ counted exactly once however the reporters' and the collector's intervals fall.
 Rates are per second over each process's own window (between its two reports).
 A process whose report is older than 3 intervals has stopped: its row is deleted
 and it drops out of the sums.
+
+The table holds one more row, the collector's claim (role "claim"): its `at` is
+the time of the last tick claimed, so that exactly one collector runs per tick.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -18,6 +21,8 @@ from apps.metrics import histogram
 from apps.metrics.models import ProcessReport
 
 SILENT_INTERVALS = 3
+CLAIM_KEY, CLAIM_ROLE = "collector", "claim"
+NEVER = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -42,6 +47,22 @@ class ProcessWindow:
     rates: dict[str, float]  # counter name (or "http:<view>") -> per second over the window
 
 
+def claim_tick(now: datetime, *, interval: int) -> bool:
+    """Claim the tick at `now`: True for the first caller within half an interval, False for any other.
+
+    A conditional UPDATE that touches one row or none, decided atomically by the
+    database every process shares (healthchecks' sendalerts claims the same
+    way): a duplicate delivery of the task, or a second beat, collects nothing.
+    Its own row rather than a series' last_at, so that a collector that claims
+    and then fails never looks like one that collects.
+    """
+    ProcessReport.objects.get_or_create(
+        key=CLAIM_KEY, defaults={"role": CLAIM_ROLE, "pid": 0, "started_at": NEVER, "at": NEVER}
+    )
+    since = now - timedelta(seconds=interval / 2)
+    return ProcessReport.objects.filter(key=CLAIM_KEY, at__lte=since).update(at=now) == 1
+
+
 def consume(now: datetime, *, interval: int) -> list[ProcessWindow]:
     """The windows of the live processes, marking their reports consumed; run it inside the store's transaction.
 
@@ -50,8 +71,9 @@ def consume(now: datetime, *, interval: int) -> list[ProcessWindow]:
     scheduled one and `manage.py metrics collect`) never consume a report twice.
     """
     cutoff = now - timedelta(seconds=SILENT_INTERVALS * interval)
-    ProcessReport.objects.filter(at__lt=cutoff).delete()
-    rows = list(ProcessReport.objects.select_for_update().filter(at__gte=cutoff).order_by("key"))
+    reports = ProcessReport.objects.exclude(role=CLAIM_ROLE)
+    reports.filter(at__lt=cutoff).delete()
+    rows = list(reports.select_for_update().filter(at__gte=cutoff).order_by("key"))
     windows = [window(row) for row in rows]
     _mark_consumed([(row, {**row.payload, "rates": found.rates}) for row, found in zip(rows, windows, strict=True)])
     return windows

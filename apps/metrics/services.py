@@ -72,7 +72,7 @@ def collect_and_store(*, now: datetime | None = None, prime: bool = False) -> Co
 
 def claim_tick(*, now: datetime | None = None) -> bool:
     """True when this caller may collect the tick at `now`: one claim per half interval in the deployment."""
-    return store.claim_tick(now or timezone.now(), settings.MONITORING_INTERVAL_SECONDS)
+    return reports.claim_tick(now or timezone.now(), interval=settings.MONITORING_INTERVAL_SECONDS)
 
 
 def series_overview(*, now: datetime | None = None) -> list[dict[str, Any]]:

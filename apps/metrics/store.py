@@ -8,10 +8,10 @@ PostgreSQL; in-process statements on SQLite).
 """
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from apps.metrics.models import Rollup, Sample, Series
 
@@ -28,20 +28,6 @@ UNITS = [  # the series' unit, from the end of its name (before any labels)
 def unit_of(name: str) -> str:
     base = name.partition("{")[0]
     return next((unit for suffix, unit in UNITS if base.endswith(suffix)), "")
-
-
-def claim_tick(now: datetime, interval: int) -> bool:
-    """Claim the tick at `now`: True for the first caller within half an interval, False for any other.
-
-    A conditional UPDATE that touches one row or none (the database decides,
-    atomically, in both run modes): the series of the collector's own cost,
-    whose last_at is set to the claim time, then to the tick's sample time.
-    """
-    name = "metrics.collect.ms"
-    Series.objects.get_or_create(name=name, defaults={"unit": "ms", "help": "Wall time of a collector tick."})
-    since = now - timedelta(seconds=interval / 2)
-    claimed = Series.objects.filter(Q(last_at__isnull=True) | Q(last_at__lte=since), name=name)
-    return claimed.update(last_at=now) == 1
 
 
 def write(at: datetime, values: dict[str, float]) -> None:

@@ -7,9 +7,9 @@ from apps.metrics import services
 def metrics_collect_task() -> dict:
     """Every MONITORING_INTERVAL_SECONDS: collect a tick, store it, broadcast it.
 
-    The tick is claimed first (a conditional UPDATE in the database every
-    process shares), so a task delivered twice, or two beats at once, collect
-    once per half interval.
+    The tick is claimed first (a conditional UPDATE of one row in the database
+    every process shares), so a task delivered twice, or two beats at once,
+    collect once per half interval.
     """
     if not services.claim_tick():
         return {"skipped": "another collector claimed this tick"}

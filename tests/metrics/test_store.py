@@ -150,3 +150,9 @@ def test_retention_follows_the_settings(clock, settings):
     settings.METRICS_HOUR_RETENTION_DAYS = 1
 
     assert metrics_prune_task() == {"raw": 4, "minute": 2, "hour": 2}
+
+
+def test_a_claimed_tick_that_failed_does_not_look_collected(settings, clock):
+    services.claim_tick()
+
+    assert not Series.objects.filter(last_at__isnull=False).exists()  # the dead-man's switch still sees nothing
