@@ -9,7 +9,7 @@ histogram has at most BUCKETS entries, however many requests it counts.
 """
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 LOWEST_MS = 0.01
 PER_DOUBLING = 8
@@ -39,11 +39,6 @@ def merge(histograms: Iterable[Mapping[int, int]]) -> Histogram:
     return total
 
 
-def subtract(later: Mapping[int, int], earlier: Mapping[int, int]) -> Histogram:
-    """What was added to a cumulative histogram between two readings of it (empty buckets left out)."""
-    return {index: count - earlier.get(index, 0) for index, count in later.items() if count > earlier.get(index, 0)}
-
-
 def percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
     """The value below which `fraction` (0 < fraction <= 1) of the counted latencies lie; None when empty."""
     total = sum(histogram.values())
@@ -58,6 +53,32 @@ def percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
     return middle(max(histogram))  # unreachable: seen reaches total
 
 
-def from_json(data: Mapping[str, int]) -> Histogram:
-    """A histogram read back from JSON, whose object keys are strings."""
-    return {int(index): int(count) for index, count in data.items()}
+def encode(buckets: Sequence[int]) -> list[int]:
+    """A cumulative histogram as JSON carries it: [first bucket in use, its count, the next's, ...] ([] if empty).
+
+    A list of integers rather than {"bucket": count}: decoding it is several
+    times cheaper for the collector, which reads every process's report each tick.
+    """
+    used = [index for index, count in enumerate(buckets) if count]
+    if not used:
+        return []
+    return [used[0], *buckets[used[0] : used[-1] + 1]]
+
+
+def decode(data: Sequence[int]) -> Histogram:
+    """An encoded histogram as {bucket: count} (buckets in use only)."""
+    return {index: count for index, count in enumerate(data[1:], data[0] if data else 0) if count}
+
+
+def grown(later: Sequence[int], earlier: Sequence[int]) -> Histogram:
+    """What was added to an encoded cumulative histogram between two readings of it: {bucket: count}."""
+    if not earlier:
+        return decode(later)
+    if not later:
+        return {}
+    # Align the earlier counts on the later's first bucket (a cumulative histogram only widens).
+    first, shift = later[0], earlier[0] - later[0]
+    before = [0] * shift + list(earlier[1:]) if shift >= 0 else list(earlier[1 - shift :])
+    before += [0] * (len(later) - 1 - len(before))
+    pairs = enumerate(zip(later[1:], before, strict=False), first)  # `before` may run past the later's end
+    return {index: now - then for index, (now, then) in pairs if now > then}

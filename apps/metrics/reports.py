@@ -116,14 +116,14 @@ def window(row: ProcessReport) -> ProcessWindow:
 def _views(now: dict[str, Any], before: dict[str, Any]) -> dict[str, ViewWindow]:
     views = {}
     for view, (requests, client_errors, server_errors, buckets) in now.items():
-        old = before.get(view) or [0, 0, 0, {}]
+        old = before.get(view) or [0, 0, 0, []]
         if requests <= old[0]:
             continue
         views[view] = ViewWindow(
             requests - old[0],
             client_errors - old[1],
             server_errors - old[2],
-            histogram.subtract(histogram.from_json(buckets), histogram.from_json(old[3])),
+            histogram.grown(buckets, old[3]),
         )
     return views
 

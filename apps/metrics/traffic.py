@@ -24,9 +24,8 @@ class ViewTraffic:
         self.buckets = [0] * histogram.BUCKETS
 
     def as_json(self) -> list:
-        """[requests, 4xx, 5xx, {bucket: count}] with only the buckets in use: what a report carries."""
-        used = {str(index): count for index, count in enumerate(self.buckets) if count}
-        return [self.requests, self.client_errors, self.server_errors, used]
+        """[requests, 4xx, 5xx, encoded histogram (apps.metrics.histogram.encode)]: what a report carries."""
+        return [self.requests, self.client_errors, self.server_errors, histogram.encode(self.buckets)]
 
 
 class Traffic:
@@ -58,7 +57,7 @@ class Traffic:
             stats.buckets[min(index, histogram.BUCKETS - 1)] += 1
 
     def snapshot(self) -> dict[str, list]:
-        """Every view's cumulative figures, JSON-ready: {view: [requests, 4xx, 5xx, {bucket: count}]}."""
+        """Every view's cumulative figures, JSON-ready: {view: [requests, 4xx, 5xx, encoded histogram]}."""
         with self._lock:
             return {view: stats.as_json() for view, stats in self._views.items()}
 

@@ -32,7 +32,7 @@ def test_responses_are_counted_by_view_with_their_status_and_latency(fresh_traff
 
     counts = {view: figures[:3] for view, figures in fresh_traffic.snapshot().items()}
     assert counts == {"fine": [2, 0, 0], "unavailable": [1, 0, 1], "broken": [1, 0, 1], "unmatched": [1, 1, 0]}
-    buckets = histogram.from_json(fresh_traffic.snapshot()["fine"][3])
+    buckets = histogram.decode(fresh_traffic.snapshot()["fine"][3])
     assert sum(buckets.values()) == 2 and 0.01 < histogram.percentile(buckets, 0.5) < 5000
 
 
