@@ -73,7 +73,10 @@ class Reporter:
 
     @property
     def role(self) -> str:
-        """ "web" in a process that serves HTTP, whoever started the reporter (embedded mode runs tasks too)."""
+        """The process label's role: web in a process that serves HTTP, whoever started the reporter.
+
+        (The embedded mode runs tasks in its web process, and a task may start the reporter first.)
+        """
         return "web" if _serves_http else self._role
 
     def payload(self) -> dict[str, Any]:
@@ -144,11 +147,17 @@ def serves_http() -> None:
 
 
 def _guess_role() -> str:
-    return "worker" if "celery" in os.path.basename(sys.argv[0]) else "web"
+    # `celery -A opsportal worker` and `python -m celery ...` (argv[0] .../celery/__main__.py) alike.
+    return "worker" if "celery" in sys.argv[0] else "web"
 
 
 def _forget_parent() -> None:
-    """In a forked child: the parent's thread did not come along, nor do its requests belong to the child."""
+    """In a forked child: the parent's thread did not come along, nor do its requests belong to the child.
+
+    Registered with os.register_at_fork rather than comparing os.getpid() on every
+    request (a system call): gunicorn, Celery prefork and multiprocessing all fork
+    through os.fork, which runs it. The child's reporter has its own pid and key.
+    """
     global _started, _lock
     _started = False
     _lock = threading.Lock()  # the parent may have held it at the fork
