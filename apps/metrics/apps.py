@@ -19,6 +19,7 @@ class MetricsConfig(AppConfig):
         from apps.audit import registry
         from apps.core import prometheus
         from apps.metrics import prometheus as metric_families
+        from apps.metrics import rule_tasks  # noqa: F401 - registers the beat's task (autodiscovery reads tasks.py only)
         from apps.metrics.models import MetricRule
         from apps.metrics.rules import STATE_FIELDS
 

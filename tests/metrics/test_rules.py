@@ -1,6 +1,8 @@
 """Metric alert rules: each aggregation against a hand computation, the `for` rule on a controllable clock,
 and alerts fired and resolved through the real alerts engine."""
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -316,7 +318,11 @@ def test_the_task_evaluates_once_per_claim(clock, settings):
     cache.delete(CLAIM_KEY)
 
 
-def test_the_evaluation_is_scheduled_every_interval():
+def test_the_evaluation_is_scheduled_every_interval_with_a_task_the_workers_know():
     entry = settings.CELERY_BEAT_SCHEDULE["metrics-rules"]
     assert entry["task"] == "apps.metrics.rule_tasks.metrics_rules_task"
     assert entry["schedule"] == float(settings.ALERTS_EVAL_INTERVAL_SECONDS) == 15.0
+    # A fresh process, as a worker starts: Celery's autodiscovery imports tasks.py modules only.
+    code = "import django; django.setup(); from opsportal.celery import app; print(sorted(app.tasks))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert entry["task"] in found.stdout
