@@ -86,3 +86,7 @@ def test_as_a_real_process_bad_input_exits_2_without_a_traceback(tmp_path):
         result = manage("metrics", *args, env=env)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stderr.strip()
+
+    unmigrated = manage("metrics", "series", env=env)
+    assert unmigrated.returncode == 1
+    assert "the database failed" in unmigrated.stderr and "Traceback" not in unmigrated.stderr

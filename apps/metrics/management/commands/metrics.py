@@ -1,14 +1,15 @@
 """`manage.py metrics`: collect a tick now, list the series, prune past the retention.
 
 Exit status: 0 done; 1 when `collect` got no value at all (every collector
-failed) or `series` finds none; 2 on a usage error (argparse's, and a missing
-subcommand).
+failed), `series` finds none, or the database fails; 2 on a usage error
+(argparse's, and a missing subcommand).
 """
 
 import json as jsonlib
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from apps.metrics import services
 
@@ -41,7 +42,10 @@ class Command(BaseCommand):
         handler = {"collect": self.collect, "series": self.series, "prune": self.prune}.get(options["subcommand"])
         if handler is None:
             raise CommandError("say what to do: metrics collect | series | prune (see --help)", returncode=2)
-        handler(options)
+        try:
+            handler(options)
+        except DatabaseError as error:  # not migrated, or the database is down: one line, not a traceback
+            raise CommandError(f"the database failed: {error} (is it up, and migrated?)", returncode=1) from None
 
     def collect(self, options: dict[str, Any]) -> None:
         collected = services.collect_and_store(prime=True)
