@@ -94,3 +94,12 @@ def test_a_failing_collector_is_logged_and_the_others_still_run(caplog):
 def test_every_kind_of_collector_is_registered():
     assert set(registry.names()) == {"cpu", "memory", "disk", "network", "processes", "readings", "http", "celery",
                                      "database", "redis"}  # fmt: skip
+
+
+def test_a_configured_disk_path_that_is_gone_is_left_out_and_the_others_read(settings, tmp_path):
+    settings.METRICS_DISK_PATHS = [str(tmp_path), "/no/such/folder"]
+
+    values = registry._collectors["disk"].collect(Tick(timezone.now()))
+
+    assert 0 <= values[f'system.disk.percent{{path="{tmp_path}"}}'] <= 100
+    assert "system.disk.percent" in values and 'system.disk.percent{path="/no/such/folder"}' not in values

@@ -4,9 +4,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import psutil
+import structlog
 from django.conf import settings
 
 from apps.metrics.collectors.base import Collector, Tick, Values, labelled, registry
+
+logger = structlog.get_logger(__name__)
 
 
 def disk_paths() -> dict[str, str]:
@@ -64,7 +67,11 @@ class DiskCollector(Collector):
     def collect(self, tick: Tick) -> Values:
         values = {}
         for path, what in disk_paths().items():
-            percent = psutil.disk_usage(path).percent
+            try:
+                percent = psutil.disk_usage(path).percent
+            except OSError:  # a configured path that is gone: the others are still worth reading
+                logger.warning("metrics_disk_path_failed", path=path, exc_info=True)
+                continue
             values[labelled("system.disk.percent", path=path)] = percent
             if what == "database":
                 values["system.disk.percent"] = percent
