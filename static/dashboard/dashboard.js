@@ -1,0 +1,372 @@
+// The live dashboard (/admin/dashboard/): fills the page's tiles, charts, health checks, firing alerts and
+// audit tail from LiveSocket (socket.js) and the charts' history from /admin/dashboard/series. Plain JS, no
+// build step; uPlot is vendored under static/vendor/uplot. Data is written with textContent, never as HTML.
+(function () {
+  "use strict";
+  const root = document.getElementById("dashboard");
+  if (!root) {
+    return;
+  }
+  const config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  const PALETTE = ["#2f7ed8", "#d9534f", "#3a9d5d", "#e0a030"]; // readable on the light and the dark admin
+  const AUDIT_ROWS = 50;
+  const field = (element, name) => element.querySelector('[data-field="' + name + '"]');
+
+  // ---------------------------------------------------------------- connection state
+  function showState(state, detail) {
+    root.dataset.state = state;
+    field(root, "state").textContent = state;
+    field(root, "detail").textContent = detail ? "— " + detail : "";
+  }
+
+  // ---------------------------------------------------------------- tiles
+  const tiles = config.tiles.map((tile) => ({ ...tile, element: root.querySelector('[data-series="' + tile.name + '"]') }));
+
+  function formatNumber(value) {
+    const size = Math.abs(value);
+    return value.toFixed(size >= 100 ? 0 : size >= 10 ? 1 : 2);
+  }
+
+  function applyValues(values) {
+    for (const tile of tiles) {
+      const value = values[tile.name];
+      if (!tile.element || typeof value !== "number") {
+        continue;
+      }
+      field(tile.element, "value").textContent = formatNumber(value);
+      const level = tile.crit !== undefined && value >= tile.crit ? "crit" : tile.warn !== undefined && value >= tile.warn ? "warn" : "ok";
+      tile.element.dataset.level = level;
+    }
+  }
+
+  // ---------------------------------------------------------------- charts
+  let range = config.range;
+  const charts = Array.from(root.querySelectorAll("[data-chart]"), (section) => ({
+    definition: config.charts[Number(section.dataset.chart)],
+    element: section.querySelector(".dashboard-plot"),
+    data: null,
+    plot: null,
+  }));
+  charts.forEach((chart) => (chart.data = [[], ...chart.definition.series.map(() => [])]));
+  let recent = []; // live samples of the last 15 minutes, replayed over history that arrives late
+
+  function colours() {
+    const style = getComputedStyle(root);
+    return {
+      text: style.getPropertyValue("--body-fg").trim() || "#333",
+      grid: style.getPropertyValue("--hairline-color").trim() || "#ddd",
+    };
+  }
+
+  function plotHeight() {
+    return document.body.classList.contains("dashboard-wall") ? 340 : 200;
+  }
+
+  function draw(chart) {
+    if (chart.plot) {
+      chart.plot.destroy();
+    }
+    const { text, grid } = colours();
+    const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    const options = {
+      width: Math.max(200, chart.element.clientWidth),
+      height: plotHeight(),
+      scales: { x: { time: true } },
+      series: [
+        {},
+        ...chart.definition.series.map((name, index) => ({ label: name, stroke: PALETTE[index % PALETTE.length], width: 2 })),
+      ],
+      axes: [axis, { ...axis, size: 60 }],
+    };
+    chart.plot = new uPlot(options, chart.data, chart.element);
+  }
+
+  function trim(chart, now) {
+    const oldest = now - config.ranges[range];
+    const [xs] = chart.data;
+    let drop = 0;
+    while (drop < xs.length && xs[drop] < oldest) {
+      drop += 1;
+    }
+    if (drop) {
+      chart.data = chart.data.map((column) => column.slice(drop));
+    }
+  }
+
+  function append(chart, sample) {
+    const xs = chart.data[0];
+    if (xs.length && sample.at <= xs[xs.length - 1]) {
+      return; // history already has it
+    }
+    xs.push(sample.at);
+    chart.definition.series.forEach((name, index) => {
+      const value = sample.values[name];
+      chart.data[index + 1].push(typeof value === "number" ? value : null);
+    });
+    trim(chart, sample.at);
+  }
+
+  function addSample(sample) {
+    if (typeof sample.at !== "number") {
+      return;
+    }
+    recent.push(sample);
+    recent = recent.filter((item) => item.at >= sample.at - config.ranges["15m"]);
+    for (const chart of charts) {
+      append(chart, sample);
+      chart.plot.setData(chart.data);
+    }
+  }
+
+  // History has one list of [t, avg, min, max] per series; a chart needs one x column shared by its series.
+  function align(names, series) {
+    const rows = new Map();
+    names.forEach((name, index) => {
+      for (const [at, average] of series[name] || []) {
+        if (!rows.has(at)) {
+          rows.set(at, names.map(() => null));
+        }
+        rows.get(at)[index] = average;
+      }
+    });
+    const xs = Array.from(rows.keys()).sort((a, b) => a - b);
+    return [xs, ...names.map((_, index) => xs.map((at) => rows.get(at)[index]))];
+  }
+
+  let historyRequest = 0;
+  async function loadHistory() {
+    const request = (historyRequest += 1);
+    const names = [...new Set(charts.flatMap((chart) => chart.definition.series))];
+    const query = new URLSearchParams([["range", range], ...names.map((name) => ["names", name])]);
+    root.classList.add("dashboard-loading");
+    try {
+      const response = await fetch(config.series_url + "?" + query, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+      });
+      const body = await response.json();
+      if (!response.ok) {
+        throw new Error(body.error || "HTTP " + response.status);
+      }
+      if (request !== historyRequest) {
+        return; // the user picked another range meanwhile
+      }
+      for (const chart of charts) {
+        chart.data = align(chart.definition.series, body.series);
+        recent.forEach((sample) => append(chart, sample));
+        chart.plot.setData(chart.data);
+      }
+      root.classList.remove("dashboard-history-failed");
+    } catch (error) {
+      root.classList.add("dashboard-history-failed");
+      field(root, "detail").textContent = "— could not load the history: " + error.message;
+    } finally {
+      root.classList.remove("dashboard-loading");
+    }
+  }
+
+  function pickRange(button) {
+    range = button.dataset.range;
+    root.querySelectorAll("[data-range]").forEach((other) => {
+      other.classList.toggle("selected", other === button);
+      other.setAttribute("aria-pressed", String(other === button));
+    });
+    loadHistory();
+  }
+
+  // ---------------------------------------------------------------- health
+  const healthList = root.querySelector(".dashboard-health-tiles");
+  const checks = new Map();
+
+  function setStatusClass(element, status) {
+    element.className = element.className.replace(/\bhealth-(ok|unknown|warning|critical)\b/g, "").trim();
+    element.classList.add("health-" + status);
+  }
+
+  function renderHealth(overall) {
+    if (overall) {
+      const badge = field(root, "overall");
+      badge.textContent = overall;
+      setStatusClass(badge, overall);
+    }
+    healthList.replaceChildren(
+      ...Array.from(checks.values())
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((check) => {
+          const item = document.createElement("li");
+          item.className = "health-tile health-" + check.status;
+          item.dataset.check = check.name;
+          const title = document.createElement("h3");
+          title.textContent = check.name;
+          const message = document.createElement("p");
+          message.className = "health-message";
+          message.textContent = check.message;
+          const meta = document.createElement("p");
+          meta.className = "health-meta";
+          meta.textContent = check.status + " · " + check.latency_ms + " ms · checked " + new Date(check.checked_at).toLocaleTimeString();
+          item.append(title, message, meta);
+          return item;
+        })
+    );
+  }
+
+  // ---------------------------------------------------------------- alerts
+  const alertList = root.querySelector(".dashboard-alert-list");
+  const alerts = new Map();
+
+  function renderAlerts() {
+    const shown = Array.from(alerts.values()).sort((a, b) => b.started_at.localeCompare(a.started_at));
+    field(root, "no-alerts").hidden = shown.length > 0;
+    alertList.replaceChildren(...shown.map(alertItem));
+  }
+
+  function alertItem(alert) {
+    const item = document.createElement("li");
+    item.className = "dashboard-alert severity-" + alert.severity + " state-" + alert.state;
+    item.dataset.alert = alert.id;
+    const badge = document.createElement("span");
+    badge.className = "dashboard-severity";
+    badge.textContent = alert.severity;
+    const summary = document.createElement("a");
+    summary.href = alert.url;
+    summary.textContent = alert.summary;
+    const meta = document.createElement("p");
+    meta.className = "dashboard-alert-meta";
+    meta.textContent = alert.source + "/" + alert.key + " · " + alert.state + " · since " + new Date(alert.started_at).toLocaleString();
+    item.append(badge, " ", summary, meta);
+    if (config.can_acknowledge && alert.state === "firing") {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "dashboard-ack";
+      button.textContent = "Acknowledge";
+      button.addEventListener("click", () => acknowledge(alert.id, button));
+      item.append(button);
+    }
+    return item;
+  }
+
+  async function acknowledge(id, button) {
+    button.disabled = true;
+    const response = await fetch(config.acknowledge_url.replace("/0/", "/" + id + "/"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": root.dataset.csrf, Accept: "application/json" },
+    }).catch((error) => ({ ok: false, json: async () => ({ error: error.message }) }));
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      alerts.set(body.alert.id, body.alert); // the "alert" frame will say the same; no need to wait for it
+      renderAlerts();
+    } else {
+      button.disabled = false;
+      button.title = body.error || "could not acknowledge";
+      button.textContent = "Retry acknowledge";
+    }
+  }
+
+  // ---------------------------------------------------------------- audit tail
+  const auditBody = root.querySelector(".dashboard-audit tbody");
+  let events = [];
+
+  function addEvents(more) {
+    const byId = new Map([...events, ...more].map((event) => [event.id, event]));
+    events = Array.from(byId.values())
+      .sort((a, b) => b.id - a.id)
+      .slice(0, AUDIT_ROWS);
+    auditBody.replaceChildren(
+      ...events.map((event) => {
+        const row = document.createElement("tr");
+        row.dataset.event = event.id;
+        for (const text of [new Date(event.at).toLocaleTimeString(), event.actor, event.action, event.object]) {
+          const cell = document.createElement("td");
+          cell.textContent = text || "";
+          row.append(cell);
+        }
+        return row;
+      })
+    );
+  }
+
+  // ---------------------------------------------------------------- frames
+  const onSnapshot = {
+    metrics: (data) => applyValues(data.values || {}),
+    health: (data) => {
+      checks.clear();
+      (data.checks || []).forEach((check) => checks.set(check.name, check));
+      renderHealth(data.overall);
+    },
+    alerts: (data) => {
+      alerts.clear();
+      (data.alerts || []).forEach((alert) => alerts.set(alert.id, alert));
+      renderAlerts();
+    },
+    audit: (data) => {
+      events = [];
+      addEvents(data.events || []);
+    },
+  };
+  const onFrame = {
+    "metrics/sample": (data) => {
+      applyValues(data.values || {});
+      addSample(data);
+    },
+    "health/results": (data) => {
+      (data.checks || []).forEach((check) => checks.set(check.name, check));
+      renderHealth(data.overall);
+    },
+    "alerts/alert": (alert) => {
+      if (alert.state === "resolved") {
+        alerts.delete(alert.id);
+      } else {
+        alerts.set(alert.id, alert);
+      }
+      renderAlerts();
+    },
+    "audit/event": (data) => addEvents(Array.isArray(data.events) ? data.events : [data]),
+  };
+
+  const socket = new LiveSocket(config.socket_path, config.topics, {
+    state: showState,
+    subscribed: (topics) => {
+      if (topics.includes("metrics")) {
+        loadHistory(); // after a reconnect too: fills the charts' gap while the socket was down
+      }
+    },
+    snapshot: (topic, data) => onSnapshot[topic] && onSnapshot[topic](data),
+    frame: (topic, type, data) => {
+      const apply = onFrame[topic + "/" + type];
+      if (apply) {
+        apply(data);
+      }
+    },
+  });
+
+  // ---------------------------------------------------------------- layout: wall screen, theme, size
+  function redrawAll() {
+    charts.forEach(draw);
+  }
+
+  root.querySelector(".dashboard-wall-toggle").addEventListener("click", (event) => {
+    const wall = document.body.classList.toggle("dashboard-wall");
+    event.currentTarget.setAttribute("aria-pressed", String(wall));
+    const url = new URL(location.href);
+    if (wall) {
+      url.searchParams.set("wall", "1");
+    } else {
+      url.searchParams.delete("wall");
+    }
+    history.replaceState(null, "", url);
+    redrawAll();
+  });
+  root.querySelectorAll("[data-range]").forEach((button) => button.addEventListener("click", () => pickRange(button)));
+  // The admin's theme toggle sets data-theme on <html>; "auto" follows the system: redraw in the new colours.
+  new MutationObserver(redrawAll).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
+  const resized = new ResizeObserver(() => {
+    charts.forEach((chart) => chart.plot && chart.plot.setSize({ width: Math.max(200, chart.element.clientWidth), height: plotHeight() }));
+  });
+  charts.forEach((chart) => resized.observe(chart.element));
+
+  redrawAll();
+  socket.open();
+})();
