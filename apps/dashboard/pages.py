@@ -25,10 +25,14 @@ TILES = [
     {"name": "dashboard.clients", "title": "Clients", "unit": ""},
 ]
 CHARTS = [
-    {"title": "Usage (%)", "series": ["system.cpu.percent", "system.memory.percent", "system.disk.percent"]},
-    {"title": "Requests per second", "series": ["http.requests.per_second"]},
-    {"title": "p95 latency (ms)", "series": ["http.latency.p95.ms"]},
-    {"title": "Errors (%)", "series": ["http.5xx.percent", "http.4xx.percent"]},
+    {
+        "title": "Usage (%)",
+        "series": ["system.cpu.percent", "system.memory.percent", "system.disk.percent"],
+        "labels": ["CPU", "memory", "disk"],
+    },
+    {"title": "Requests per second", "series": ["http.requests.per_second"], "labels": ["requests/s"]},
+    {"title": "p95 latency (ms)", "series": ["http.latency.p95.ms"], "labels": ["p95"]},
+    {"title": "Errors (%)", "series": ["http.5xx.percent", "http.4xx.percent"], "labels": ["5xx", "4xx"]},
 ]
 # The range picker's choices, in seconds; the series endpoint accepts exactly these.
 RANGES = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600, "30d": 30 * 24 * 3600}

@@ -71,14 +71,25 @@
     const options = {
       width: Math.max(200, chart.element.clientWidth),
       height: plotHeight(),
-      scales: { x: { time: true } },
+      // The x axis always spans the chosen range up to now, data or not: a quiet series reads as quiet.
+      scales: { x: { time: true, range: () => windowBounds(chart) } },
       series: [
         {},
-        ...chart.definition.series.map((name, index) => ({ label: name, stroke: PALETTE[index % PALETTE.length], width: 2 })),
+        ...chart.definition.series.map((name, index) => ({
+          label: chart.definition.labels[index],
+          stroke: PALETTE[index % PALETTE.length],
+          width: 2,
+        })),
       ],
       axes: [axis, { ...axis, size: 60 }],
     };
     chart.plot = new uPlot(options, chart.data, chart.element);
+  }
+
+  function windowBounds(chart) {
+    const xs = chart.data[0];
+    const end = Math.max(Date.now() / 1000, xs.length ? xs[xs.length - 1] : 0);
+    return [end - config.ranges[range], end];
   }
 
   function trim(chart, now) {
