@@ -4,7 +4,8 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, ExpressionWrapper, FloatField, Func, IntegerField, Max, Min, QuerySet, Sum
+from django.conf import settings
+from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Max, Min, QuerySet, Sum
 
 from apps.metrics.models import Rollup, Sample, Series
 
@@ -30,80 +31,92 @@ RAW_MAX_SPAN = timedelta(hours=2)
 MINUTE_MAX_SPAN = timedelta(days=2)
 
 
-class TimeBucket(Func):
-    """The chart point a row's time falls in: floor(Unix seconds / step), computed by the database.
+class Epoch(Func):
+    """Unix seconds of a datetime (a float), computed by the database: no datetime is built per row in Python.
 
-    Grouping in SQL keeps a year of hourly rollups (8,760 rows per series) down to
-    ~1,500 rows sent to Python. SQLite has no epoch extraction that survives
-    Django's placeholder rewriting, hence julianday(); it is rounded to the
-    millisecond so an aligned rollup start never lands a float's hair early,
-    in the bucket before.
+    On PostgreSQL date_part() is a double; EXTRACT() would be a numeric, several
+    times slower to divide and group. SQLite has no epoch function that survives
+    Django's placeholder rewriting, hence julianday(), rounded to the millisecond
+    so an aligned rollup start never lands a float's hair early.
     """
 
-    output_field = IntegerField()
-
-    def __init__(self, expression: Any, step: int) -> None:
-        super().__init__(expression)
-        self.step = int(step)  # an int we computed, never user input: safe inside the SQL text
+    output_field = FloatField()
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = f"CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400.0, 3) / {self.step} AS INTEGER)"
+        template = "ROUND((julianday(%(expressions)s) - 2440587.5) * 86400.0, 3)"
         return super().as_sql(compiler, connection, template=template, **extra)
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = f"FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / {self.step})::bigint"
-        return super().as_sql(compiler, connection, template=template, **extra)
+        return super().as_sql(compiler, connection, template="date_part('epoch', %(expressions)s)", **extra)
+
+
+class TimeBucket(Func):
+    """The chart point a row falls in: floor(Unix seconds / step), an integer the database groups by."""
+
+    output_field = IntegerField()
+    template = "CAST(FLOOR(%(expressions)s) AS BIGINT)"
+
+    def __init__(self, field: str, step: int) -> None:
+        super().__init__(Epoch(field) / float(step))
 
 
 def series_range(names: list[str], start: datetime, end: datetime) -> dict[str, Any]:
     """Points of the named series in [start, end) for a chart: {"resolution", "step", "series"}.
 
     Reads the finest table that covers the range (raw samples up to 2 hours, 1-minute
-    rollups up to 2 days, hourly rollups beyond) in one query, grouped into buckets of
-    `step` seconds so that no series has more than ~MAX_POINTS points. "resolution"
-    is the table's (0 = raw samples); each point is [bucket start (Unix s), avg, min, max].
-    A series without data in the range (or unknown) has an empty list.
+    rollups up to 2 days, hourly rollups beyond) in one query, after one on the series
+    table for their ids. When a series would have more than MAX_POINTS rows, rows are
+    grouped in the database into buckets of `step` seconds. "resolution" is the
+    table's (0 = raw samples); each point is [Unix s, avg, min, max], a bucket's
+    at its start. A series without data in the range (or unknown) has an empty list.
     """
     if end <= start:
         raise ValueError("the range must end after it starts")
     span = end - start
     resolution = 0 if span <= RAW_MAX_SPAN else 60 if span <= MINUTE_MAX_SPAN else 3600
-    step = _step(span.total_seconds(), resolution)
-    window = (names, start, end, step)
-    rows = _rollup_points(*window, resolution) if resolution else _raw_points(*window)
-    series: dict[str, list[list[float]]] = {name: [] for name in names}
-    for name, bucket, average, low, high in rows:
-        series[name].append([bucket * step, average, low, high])
-    return {"resolution": resolution, "step": step, "series": series}
+    natural = resolution or settings.MONITORING_INTERVAL_SECONDS  # seconds between two rows of a series
+    step = natural * max(1, math.ceil(span.total_seconds() / MAX_POINTS / natural))
+    found: dict[str, list[list[float]]] = {name: [] for name in names}
+    # Grouping and sorting by the series' id, not its name, lets PostgreSQL aggregate in memory (a hash)
+    # instead of sorting every row on disk: 290 ms against 80 ms for a year of 10 series.
+    ids = dict(Series.objects.filter(name__in=names).values_list("id", "name"))
+    if ids:
+        rows = _rollups(ids, start, end, resolution) if resolution else _samples(ids, start, end)
+        rows = rows if step == natural else _grouped(rows, "start" if resolution else "at", step)
+        for series_id, at, average, low, high in rows.values_list("series_id", "x", "average", "low", "high"):
+            found[ids[series_id]].append([at, average, low, high])
+    return {"resolution": resolution, "step": step, "series": found}
 
 
-def _step(seconds: float, resolution: int) -> int:
-    """Bucket width: a whole multiple of the table's resolution that keeps a series within MAX_POINTS."""
-    unit = resolution or 1
-    return unit * max(1, math.ceil(seconds / MAX_POINTS / unit))
+def _samples(ids: dict[int, str], start: datetime, end: datetime) -> QuerySet:
+    """One point per raw sample, in order; the (series, at) index serves it."""
+    rows = Sample.objects.filter(series_id__in=ids, at__gte=start, at__lt=end).order_by("series_id", "at")
+    return rows.annotate(x=Epoch("at"), average=F("value"), low=F("value"), high=F("value"))
 
 
-def _raw_points(names: list[str], start: datetime, end: datetime, step: int) -> QuerySet:
-    """(name, bucket, avg, min, max) rows from raw samples, ordered; the (series, at) index serves it."""
-    return (
-        Sample.objects.filter(series__name__in=names, at__gte=start, at__lt=end)
-        .values("series__name", bucket=TimeBucket("at", step))
-        .annotate(average=Avg("value"), low=Min("value"), high=Max("value"))
-        .order_by("series__name", "bucket")
-        .values_list("series__name", "bucket", "average", "low", "high")
+def _rollups(ids: dict[int, str], start: datetime, end: datetime, resolution: int) -> QuerySet:
+    """One point per rollup, in order; the (series, resolution, start) unique index serves it."""
+    rows = Rollup.objects.filter(series_id__in=ids, resolution=resolution, start__gte=start, start__lt=end)
+    return rows.order_by("series_id", "start").annotate(
+        x=Epoch("start"),
+        average=ExpressionWrapper(F("total") / F("count"), output_field=FloatField()),
+        low=F("minimum"),
+        high=F("maximum"),
     )
 
 
-def _rollup_points(names: list[str], start: datetime, end: datetime, step: int, resolution: int) -> QuerySet:
-    """The same from rollups: a bucket's average weights each rollup by its count, as the raw average would."""
+def _grouped(rows: QuerySet, field: str, step: int) -> QuerySet:
+    """The same rows merged into buckets of step seconds; a bucket's average weights each rollup by its count."""
+    weighted = rows.model is Rollup
     return (
-        Rollup.objects.filter(series__name__in=names, resolution=resolution, start__gte=start, start__lt=end)
-        .values("series__name", bucket=TimeBucket("start", step))
+        rows.values("series_id", bucket=TimeBucket(field, step))
         .annotate(
-            average=ExpressionWrapper(Sum("total") / Sum("count"), output_field=FloatField()),
-            low=Min("minimum"),
-            high=Max("maximum"),
+            x=F("bucket") * step,
+            average=(
+                ExpressionWrapper(Sum("total") / Sum("count"), output_field=FloatField()) if weighted else Avg("value")
+            ),
+            low=Min("minimum" if weighted else "value"),
+            high=Max("maximum" if weighted else "value"),
         )
-        .order_by("series__name", "bucket")
-        .values_list("series__name", "bucket", "average", "low", "high")
+        .order_by("series_id", "bucket")
     )
