@@ -23,6 +23,9 @@
   const tiles = config.tiles.map((tile) => ({ ...tile, element: root.querySelector('[data-series="' + tile.name + '"]') }));
 
   function formatNumber(value) {
+    if (Number.isInteger(value)) {
+      return String(value); // counts (queue depth, clients) read as counts
+    }
     const size = Math.abs(value);
     return value.toFixed(size >= 100 ? 0 : size >= 10 ? 1 : 2);
   }
@@ -338,8 +341,8 @@
 
   const socket = new LiveSocket(config.socket_path, config.topics, {
     state: showState,
-    subscribed: (topics) => {
-      if (topics.includes("metrics")) {
+    subscribed: (topics, denied, first) => {
+      if (first && topics.includes("metrics")) {
         loadHistory(); // after a reconnect too: fills the charts' gap while the socket was down
       }
     },

@@ -14,7 +14,8 @@
   const CLOSE_NOT_ALLOWED = 4403;
 
   class LiveSocket {
-    // handlers: {snapshot(topic, data), frame(topic, type, data, frame), subscribed(topics, denied), state(state, detail)}
+    // handlers: {snapshot(topic, data), frame(topic, type, data, frame), subscribed(topics, denied, first),
+    // state(state, detail)}; first is true for the first "subscribed" of each connection.
     constructor(path, topics, handlers) {
       this.url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
       this.topics = topics;
@@ -26,6 +27,7 @@
       this.retryTimer = null;
       this.lastHeard = 0;
       this.stopped = false;
+      this.state = "connecting";
       setInterval(() => this.watch(), 5000);
       window.addEventListener("online", () => this.reconnectNow());
       window.addEventListener("offline", () => this.drop("the browser is offline"));
@@ -70,9 +72,11 @@
         return;
       }
       if (frame.type === "subscribed") {
+        // Also sent when the subscriptions change later (a permission lost): only the first one means "back".
+        const first = this.state !== "live";
         this.attempt = 0; // the server is back and answering: the next failure starts the backoff over
         this.setState("live", "");
-        this.handlers.subscribed(frame.topics || [], frame.denied || []);
+        this.handlers.subscribed(frame.topics || [], frame.denied || [], first);
       } else if (frame.type === "error") {
         console.warn("dashboard: the server said", frame.error);
       } else if (frame.topic && frame.type === "snapshot") {
@@ -158,6 +162,7 @@
     }
 
     setState(state, detail) {
+      this.state = state;
       this.handlers.state(state, detail);
     }
   }

@@ -1,0 +1,130 @@
+"""The live dashboard in a real headless Chromium against a real `manage.py runportal` (embedded mode).
+
+What publishes the live frames, and why: in the embedded mode the channel layer
+is in-memory, one per process, so a frame must be published inside the server's
+process to reach its sockets. Two publishers live there already, so the test adds
+none of its own: the embedded beat runs the health checks every
+HEALTH_INTERVAL_SECONDS (5 here) in runportal's worker thread, whose stored
+results are broadcast as health "results" frames; and acknowledging an alert
+through the page is handled by the server, whose alert service broadcasts the
+alert and the audit trail its event. The page is never reloaded; every change
+asserted after it goes live arrives over the WebSocket.
+
+Screenshots are saved under var/test-artifacts/ (gitignored).
+"""
+
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import ROOT, Process, free_port, manage, subprocess_env
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+PASSWORD = "portal-e2e-password-1"
+FIRE = (
+    "from apps.alerts.services import alert_fire; "
+    "print(alert_fire(source='metrics', key='e2e-cpu', severity='critical', summary='CPU above 90 % (e2e)').pk)"
+)
+HEALTH_CHANGED = "before => document.querySelector('.dashboard-health-tiles').innerText !== before"
+LIVE_MS = 20_000  # connect, subscribe, snapshot; after a restart: backoff (at most 10 s) plus the start-up
+
+
+def browser_or_skip() -> None:
+    """Without Chromium or Playwright the test is skipped, except in CI, where that is a broken machine."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "Playwright for Python (pip install -r requirements-dev.txt)"
+    else:
+        missing = "" if CHROMIUM.exists() else f"Chromium at {CHROMIUM} (apt-get install chromium)"
+    if missing and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but the browser test cannot run: no {missing}")
+    if missing:
+        pytest.skip(f"needs {missing}")
+
+
+def start_portal(port: int, env: dict, log: Path) -> Process:
+    portal = Process([sys.executable, "manage.py", "runportal", "--port", str(port)], env=env, log=log)
+    portal.wait_for_http(f"http://127.0.0.1:{port}/admin/login/")
+    return portal
+
+
+@pytest.fixture
+def portal_env(var_dir) -> dict:
+    return subprocess_env(OPSPORTAL_VAR_DIR=var_dir, OPSPORTAL_ADMIN_PASSWORD=PASSWORD, HEALTH_INTERVAL_SECONDS="5")
+
+
+@pytest.fixture
+def page() -> Iterator:
+    browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 1000})
+        finally:
+            browser.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def wait_for_state(page, state: str, timeout: float = LIVE_MS) -> None:
+    page.wait_for_selector(f'#dashboard[data-state="{state}"]', timeout=timeout)
+
+
+@pytest.mark.slow
+def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_a_restart(page, portal_env, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    portal = start_portal(port, portal_env, tmp_path / "runportal-1.log")
+    try:
+        fired = manage("shell", "-c", FIRE, env=portal_env)
+        assert fired.returncode == 0, fired.stderr
+        alert_id = fired.stdout.strip().splitlines()[-1]
+
+        page.goto(f"{base}/admin/login/?next=/admin/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.click("text=Live dashboard")  # linked from the admin's index
+        page.wait_for_url(f"{base}/admin/dashboard/")
+        page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
+        wait_for_state(page, "live")
+        alert = page.locator(f'[data-alert="{alert_id}"]')  # from the alerts snapshot
+        assert "CPU above 90 %" in alert.inner_text()
+
+        # A health tile appears or changes: a "results" frame from the beat's run inside the server.
+        before = page.locator(".dashboard-health-tiles").inner_text()
+        page.wait_for_function(HEALTH_CHANGED, arg=before, timeout=15_000)
+
+        # Acknowledge: the button posts; the server's broadcasts bring the audit event back over the socket.
+        alert.locator("button.dashboard-ack").click()
+        page.wait_for_selector(f'[data-alert="{alert_id}"].state-acknowledged')
+        page.wait_for_selector(".dashboard-audit tbody tr >> text=alert.ack", timeout=10_000)
+        shot(page, "live")
+
+        assert portal.stop(signal.SIGTERM) == 0, portal.output[-3000:]
+        wait_for_state(page, "reconnecting", timeout=10_000)
+        shot(page, "reconnecting")
+        portal = start_portal(port, portal_env, tmp_path / "runportal-2.log")
+        wait_for_state(page, "live")
+        assert re.search(r"\balert\.ack\b", page.locator(".dashboard-audit").inner_text())  # the fresh snapshot
+        assert page.evaluate("window.loadedOnce") is True, "the page reloaded instead of reconnecting"
+        shot(page, "reconnected")
+    finally:
+        portal.stop(signal.SIGTERM)
