@@ -13,6 +13,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from apps.dashboard.access import TOPIC_PERMISSIONS
+
 # One tile per headline series (names from the metrics contract); warn and crit colour the tile.
 TILES = [
     {"name": "system.cpu.percent", "title": "CPU", "unit": "%", "warn": 80, "crit": 95},
@@ -38,20 +40,14 @@ CHARTS = [
 RANGES = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600, "30d": 30 * 24 * 3600}
 DEFAULT_RANGE = "15m"
 
-# Which permission shows which part; the WebSocket applies the same ones to its topics.
-SERIES_PERMISSION = "metrics.view_series"
-TOPIC_PERMISSIONS = {
-    "metrics": SERIES_PERMISSION,
-    "health": "health.view_checkstate",
-    "alerts": "alerts.view_alert",
-    "audit": "audit.view_auditevent",
-}
+SERIES_PERMISSION = "metrics.view_series"  # the history, as the metrics topic (access.TOPIC_PERMISSIONS)
 ACKNOWLEDGE_PERMISSION = "alerts.change_alert"
 
 
 def dashboard_page(request: HttpRequest) -> TemplateResponse:
     """The page, with what the script needs in one JSON blob (urls, series, permissions, token)."""
-    topics = [topic for topic, permission in TOPIC_PERMISSIONS.items() if request.user.has_perm(permission)]
+    # A part shows when the socket will feed it: the same permissions as the WebSocket's topics.
+    topics = [topic for topic, (app, name) in TOPIC_PERMISSIONS.items() if request.user.has_perm(f"{app}.{name}")]
     config = {
         "socket_path": "/ws/dashboard/",
         "series_url": reverse("dashboard:series"),
