@@ -59,7 +59,12 @@ def start_portal(port: int, env: dict, log: Path) -> Process:
 
 @pytest.fixture
 def portal_env(var_dir) -> dict:
-    return subprocess_env(OPSPORTAL_VAR_DIR=var_dir, OPSPORTAL_ADMIN_PASSWORD=PASSWORD, HEALTH_INTERVAL_SECONDS="5")
+    return subprocess_env(
+        OPSPORTAL_VAR_DIR=var_dir,
+        OPSPORTAL_ADMIN_PASSWORD=PASSWORD,
+        HEALTH_INTERVAL_SECONDS="5",
+        HEALTH_CHECK_TIMEOUT_SECONDS="3",
+    )
 
 
 @pytest.fixture
