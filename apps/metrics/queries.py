@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Max, Min, QuerySet, Sum
 
 from apps.metrics.models import Rollup, Sample, Series
@@ -83,9 +84,20 @@ def series_range(names: list[str], start: datetime, end: datetime) -> dict[str, 
     if ids:
         rows = _rollups(ids, start, end, resolution) if resolution else _samples(ids, start, end)
         rows = rows if step == natural else _grouped(rows, "start" if resolution else "at", step)
-        for series_id, at, average, low, high in rows.values_list("series_id", "x", "average", "low", "high"):
+        for series_id, at, average, low, high in _fetch(rows.values_list("series_id", "x", "average", "low", "high")):
             found[ids[series_id]].append([at, average, low, high])
     return {"resolution": resolution, "step": step, "series": found}
+
+
+def _fetch(rows: QuerySet) -> list[tuple]:
+    """The rows as the driver returns them: plain numbers, which need none of Django's conversions.
+
+    Django's per-row machinery (chunked fetches, converters) cost a year's chart a third of its time.
+    """
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _samples(ids: dict[int, str], start: datetime, end: datetime) -> QuerySet:
