@@ -76,7 +76,7 @@ async def test_after_unsubscribe_no_frame_of_the_topic_arrives(admin_socket):
 
 async def test_a_gap_is_delivered_as_a_gap_and_a_resync_sends_a_snapshot_numbered_at_it(admin_socket):
     base = (await subscribed(admin_socket, "metrics"))["metrics"]["seq"]
-    broadcast._publisher.local_seq["metrics"] += 1  # a frame that never arrived
+    broadcast._publisher._lose("metrics", 1)  # a frame that never arrived
 
     await publish("metrics", "sample", {"at": 2, "values": {}})
     frame = await admin_socket.receive_json_from()
