@@ -1,4 +1,4 @@
-// LiveSocket: the dashboard's connection to /ws/dashboard/ (protocol: docs in the contract, README "Live dashboard").
+// LiveSocket: the dashboard's connection to /ws/dashboard/ (protocol: README, "Live dashboards: the WebSocket protocol").
 // It subscribes, hands snapshots and frames to the page, and keeps the page honest about what it missed:
 // a seq gap asks the server for a resync (a fresh snapshot), never a silent loss. It reconnects by itself with
 // exponential backoff and jitter (so a restarted server is not hit by every screen at the same instant),
