@@ -204,6 +204,7 @@
       badge.textContent = overall;
       setStatusClass(badge, overall);
     }
+    field(root, "no-checks").hidden = checks.size > 0;
     healthList.replaceChildren(
       ...Array.from(checks.values())
         .sort((a, b) => a.name.localeCompare(b.name))

@@ -10,6 +10,10 @@ through the page is handled by the server, whose alert service broadcasts the
 alert and the audit trail its event. The page is never reloaded; every change
 asserted after it goes live arrives over the WebSocket.
 
+With Redis (REDIS_URL set), the channel layer is shared between processes, so a
+second test publishes a metrics "sample" frame from `manage.py shell -c` (another
+process, as a Celery worker would) and watches a tile take its value.
+
 Screenshots are saved under var/test-artifacts/ (gitignored).
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REDIS_URL
 from tests.services import ROOT, Process, free_port, manage, subprocess_env
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +39,12 @@ FIRE = (
     "print(alert_fire(source='metrics', key='e2e-cpu', severity='critical', summary='CPU above 90 % (e2e)').pk)"
 )
 HEALTH_CHANGED = "before => document.querySelector('.dashboard-health-tiles').innerText !== before"
+PUBLISH = (
+    "import time; from apps.core.broadcast import broadcast_on_commit; "
+    "broadcast_on_commit('metrics', 'sample', {'at': time.time(), 'values': {'system.cpu.percent': 42.4}}); "
+    "time.sleep(1)"  # the publisher's thread sends within 0.1 s; the process must outlive it
+)
+CPU = '[data-series="system.cpu.percent"] [data-field="value"]'
 LIVE_MS = 20_000  # connect, subscribe, snapshot; after a restart: backoff (at most 10 s) plus the start-up
 
 
@@ -51,8 +62,8 @@ def browser_or_skip() -> None:
         pytest.skip(f"needs {missing}")
 
 
-def start_portal(port: int, env: dict, log: Path) -> Process:
-    portal = Process([sys.executable, "manage.py", "runportal", "--port", str(port)], env=env, log=log)
+def start_portal(port: int, env: dict, log: Path, *options: str) -> Process:
+    portal = Process([sys.executable, "manage.py", "runportal", "--port", str(port), *options], env=env, log=log)
     portal.wait_for_http(f"http://127.0.0.1:{port}/admin/login/")
     return portal
 
@@ -92,6 +103,17 @@ def wait_for_state(page, state: str, timeout: float = LIVE_MS) -> None:
     page.wait_for_selector(f'#dashboard[data-state="{state}"]', timeout=timeout)
 
 
+def open_dashboard(page, base: str) -> None:
+    page.goto(f"{base}/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.click("text=Live dashboard")  # linked from the admin's index
+    page.wait_for_url(f"{base}/admin/dashboard/")
+    page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
+    wait_for_state(page, "live")
+
+
 @pytest.mark.slow
 def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_a_restart(page, portal_env, tmp_path):
     port = free_port()
@@ -102,14 +124,7 @@ def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_
         assert fired.returncode == 0, fired.stderr
         alert_id = fired.stdout.strip().splitlines()[-1]
 
-        page.goto(f"{base}/admin/login/?next=/admin/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.click("text=Live dashboard")  # linked from the admin's index
-        page.wait_for_url(f"{base}/admin/dashboard/")
-        page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
-        wait_for_state(page, "live")
+        open_dashboard(page, base)
         alert = page.locator(f'[data-alert="{alert_id}"]')  # from the alerts snapshot
         assert "CPU above 90 %" in alert.inner_text()
 
@@ -131,5 +146,27 @@ def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_
         assert re.search(r"\balert\.ack\b", page.locator(".dashboard-audit").inner_text())  # the fresh snapshot
         assert page.evaluate("window.loadedOnce") is True, "the page reloaded instead of reconnecting"
         shot(page, "reconnected")
+    finally:
+        portal.stop(signal.SIGTERM)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_metrics_sample_published_by_another_process_changes_a_tile_live(page, var_dir, tmp_path):
+    # No worker: it would take other tests' tasks from the shared Redis.
+    env = subprocess_env(
+        OPSPORTAL_VAR_DIR=var_dir, OPSPORTAL_ADMIN_PASSWORD=PASSWORD, REDIS_URL=REDIS_URL, SECRET_KEY="e" * 60
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    portal = start_portal(port, env, tmp_path / "runportal.log", "--no-worker")
+    try:
+        open_dashboard(page, base)
+        assert page.locator(CPU).inner_text() != "42.4"
+        published = manage("shell", "-c", PUBLISH, env=env)
+        assert published.returncode == 0, published.stderr
+        page.locator(f'{CPU}:text-is("42.4")').wait_for(timeout=10_000)
+        assert page.evaluate("window.loadedOnce") is True
+        shot(page, "metrics-frame")
     finally:
         portal.stop(signal.SIGTERM)
