@@ -343,6 +343,8 @@
   const socket = new LiveSocket(config.socket_path, config.topics, {
     state: showState,
     subscribed: (topics, denied, first) => {
+      // A permission withdrawn while the page is open drops its topic: its part goes, not left stale.
+      root.querySelectorAll("[data-topic]").forEach((part) => (part.hidden = !topics.includes(part.dataset.topic)));
       if (first && topics.includes("metrics")) {
         loadHistory(); // after a reconnect too: fills the charts' gap while the socket was down
       }
