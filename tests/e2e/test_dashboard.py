@@ -17,7 +17,6 @@ process, as a Celery worker would) and watches a tile take its value.
 Screenshots are saved under var/test-artifacts/ (gitignored).
 """
 
-import os
 import re
 import signal
 import sys
@@ -27,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REDIS_URL
+from tests.e2e.browser import browser_or_skip, chromium
 from tests.services import ROOT, Process, free_port, manage, subprocess_env
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 PASSWORD = "portal-e2e-password-1"
 FIRE = (
@@ -46,20 +45,6 @@ PUBLISH = (
 )
 CPU = '[data-series="system.cpu.percent"] [data-field="value"]'
 LIVE_MS = 20_000  # connect, subscribe, snapshot; after a restart: backoff (at most 10 s) plus the start-up
-
-
-def browser_or_skip() -> None:
-    """Without Chromium or Playwright the test is skipped, except in CI, where that is a broken machine."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "Playwright for Python (pip install -r requirements-dev.txt)"
-    else:
-        missing = "" if CHROMIUM.exists() else f"Chromium at {CHROMIUM} (apt-get install chromium)"
-    if missing and os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the browser test cannot run: no {missing}")
-    if missing:
-        pytest.skip(f"needs {missing}")
 
 
 def start_portal(port: int, env: dict, log: Path, *options: str) -> Process:
@@ -81,17 +66,8 @@ def portal_env(var_dir) -> dict:
 @pytest.fixture
 def page() -> Iterator:
     browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 1000})
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 1000})
 
 
 def shot(page, name: str) -> None:
