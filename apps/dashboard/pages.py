@@ -45,7 +45,7 @@ ACKNOWLEDGE_PERMISSION = "alerts.change_alert"
 
 
 def dashboard_page(request: HttpRequest) -> TemplateResponse:
-    """The page, with what the script needs in one JSON blob (urls, series, permissions, token)."""
+    """The page, with what its script needs as one JSON blob (urls, series, ranges, permissions)."""
     # A part shows when the socket will feed it: the same permissions as the WebSocket's topics.
     topics = [topic for topic, (app, name) in TOPIC_PERMISSIONS.items() if request.user.has_perm(f"{app}.{name}")]
     config = {
