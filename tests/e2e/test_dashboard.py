@@ -108,6 +108,12 @@ def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_
         before = page.locator(".dashboard-health-tiles").inner_text()
         page.wait_for_function(HEALTH_CHANGED, arg=before, timeout=15_000)
 
+        # The range picker loads the history over HTTP; live frames keep coming on the same page.
+        with page.expect_response(lambda response: "/admin/dashboard/series?range=1h" in response.url) as history:
+            page.click('[data-range="1h"]')
+        assert history.value.status == 200
+        assert page.locator('[data-range="1h"]').get_attribute("aria-pressed") == "true"
+
         # Acknowledge: the button posts; the server's broadcasts bring the audit event back over the socket.
         alert.locator("button.dashboard-ack").click()
         page.wait_for_selector(f'[data-alert="{alert_id}"].state-acknowledged')
