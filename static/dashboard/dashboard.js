@@ -1,6 +1,6 @@
-// The live dashboard (/admin/dashboard/): fills the page's tiles, charts, health checks, firing alerts and
-// audit tail from LiveSocket (socket.js) and the charts' history from /admin/dashboard/series. Plain JS, no
-// build step; uPlot is vendored under static/vendor/uplot. Data is written with textContent, never as HTML.
+// The live dashboard (/admin/dashboard/): fills the page's tiles, charts (charts.js), health checks, firing
+// alerts and audit tail from LiveSocket (socket.js). Plain JS, no build step. Data is written with
+// textContent, never as HTML.
 (function () {
   "use strict";
   const root = document.getElementById("dashboard");
@@ -8,7 +8,6 @@
     return;
   }
   const config = JSON.parse(document.getElementById("dashboard-config").textContent);
-  const PALETTE = ["#2f7ed8", "#d9534f", "#3a9d5d", "#e0a030"]; // readable on the light and the dark admin
   const AUDIT_ROWS = 50;
   const field = (element, name) => element.querySelector('[data-field="' + name + '"]');
 
@@ -42,135 +41,14 @@
     }
   }
 
-  // ---------------------------------------------------------------- charts
+  // ---------------------------------------------------------------- charts (charts.js)
+  const charts = new DashboardCharts(root, config);
   let range = config.range;
-  const charts = Array.from(root.querySelectorAll("[data-chart]"), (section) => ({
-    definition: config.charts[Number(section.dataset.chart)],
-    element: section.querySelector(".dashboard-plot"),
-    data: null,
-    plot: null,
-  }));
-  charts.forEach((chart) => (chart.data = [[], ...chart.definition.series.map(() => [])]));
-  let recent = []; // live samples of the last 15 minutes, replayed over history that arrives late
 
-  function colours() {
-    const style = getComputedStyle(root);
-    return {
-      text: style.getPropertyValue("--body-fg").trim() || "#333",
-      grid: style.getPropertyValue("--hairline-color").trim() || "#ddd",
-    };
-  }
-
-  function plotHeight() {
-    return document.body.classList.contains("dashboard-wall") ? 340 : 200;
-  }
-
-  function draw(chart) {
-    if (chart.plot) {
-      chart.plot.destroy();
-    }
-    const { text, grid } = colours();
-    const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
-    const options = {
-      width: Math.max(200, chart.element.clientWidth),
-      height: plotHeight(),
-      // The x axis always spans the chosen range up to now, data or not: a quiet series reads as quiet.
-      scales: { x: { time: true, range: () => windowBounds(chart) } },
-      series: [
-        {},
-        ...chart.definition.series.map((name, index) => ({
-          label: chart.definition.labels[index],
-          stroke: PALETTE[index % PALETTE.length],
-          width: 2,
-        })),
-      ],
-      axes: [axis, { ...axis, size: 60 }],
-    };
-    chart.plot = new uPlot(options, chart.data, chart.element);
-  }
-
-  function windowBounds(chart) {
-    const xs = chart.data[0];
-    const end = Math.max(Date.now() / 1000, xs.length ? xs[xs.length - 1] : 0);
-    return [end - config.ranges[range], end];
-  }
-
-  function trim(chart, now) {
-    const oldest = now - config.ranges[range];
-    const [xs] = chart.data;
-    let drop = 0;
-    while (drop < xs.length && xs[drop] < oldest) {
-      drop += 1;
-    }
-    if (drop) {
-      chart.data = chart.data.map((column) => column.slice(drop));
-    }
-  }
-
-  function append(chart, sample) {
-    const xs = chart.data[0];
-    if (xs.length && sample.at <= xs[xs.length - 1]) {
-      return; // history already has it
-    }
-    xs.push(sample.at);
-    chart.definition.series.forEach((name, index) => {
-      const value = sample.values[name];
-      chart.data[index + 1].push(typeof value === "number" ? value : null);
-    });
-    trim(chart, sample.at);
-  }
-
-  function addSample(sample) {
-    if (typeof sample.at !== "number") {
-      return;
-    }
-    recent.push(sample);
-    recent = recent.filter((item) => item.at >= sample.at - config.ranges["15m"]);
-    for (const chart of charts) {
-      append(chart, sample);
-      chart.plot.setData(chart.data);
-    }
-  }
-
-  // History has one list of [t, avg, min, max] per series; a chart needs one x column shared by its series.
-  function align(names, series) {
-    const rows = new Map();
-    names.forEach((name, index) => {
-      for (const [at, average] of series[name] || []) {
-        if (!rows.has(at)) {
-          rows.set(at, names.map(() => null));
-        }
-        rows.get(at)[index] = average;
-      }
-    });
-    const xs = Array.from(rows.keys()).sort((a, b) => a - b);
-    return [xs, ...names.map((_, index) => xs.map((at) => rows.get(at)[index]))];
-  }
-
-  let historyRequest = 0;
   async function loadHistory() {
-    const request = (historyRequest += 1);
-    const names = [...new Set(charts.flatMap((chart) => chart.definition.series))];
-    const query = new URLSearchParams([["range", range], ...names.map((name) => ["names", name])]);
     root.classList.add("dashboard-loading");
     try {
-      const response = await fetch(config.series_url + "?" + query, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-        cache: "no-store",
-      });
-      const body = await response.json();
-      if (!response.ok) {
-        throw new Error(body.error || "HTTP " + response.status);
-      }
-      if (request !== historyRequest) {
-        return; // the user picked another range meanwhile
-      }
-      for (const chart of charts) {
-        chart.data = align(chart.definition.series, body.series);
-        recent.forEach((sample) => append(chart, sample));
-        chart.plot.setData(chart.data);
-      }
+      await charts.load(range);
       root.classList.remove("dashboard-history-failed");
     } catch (error) {
       root.classList.add("dashboard-history-failed");
@@ -323,7 +201,7 @@
   const onFrame = {
     "metrics/sample": (data) => {
       applyValues(data.values || {});
-      addSample(data);
+      charts.addSample(data);
     },
     "health/results": (data) => {
       (data.checks || []).forEach((check) => checks.set(check.name, check));
@@ -359,9 +237,7 @@
   });
 
   // ---------------------------------------------------------------- layout: wall screen, theme, size
-  function redrawAll() {
-    charts.forEach(draw);
-  }
+  const redrawAll = () => charts.redraw();
 
   root.querySelector(".dashboard-wall-toggle").addEventListener("click", (event) => {
     const wall = document.body.classList.toggle("dashboard-wall");
@@ -379,11 +255,6 @@
   // The admin's theme toggle sets data-theme on <html>; "auto" follows the system: redraw in the new colours.
   new MutationObserver(redrawAll).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
-  const resized = new ResizeObserver(() => {
-    charts.forEach((chart) => chart.plot && chart.plot.setSize({ width: Math.max(200, chart.element.clientWidth), height: plotHeight() }));
-  });
-  charts.forEach((chart) => resized.observe(chart.element));
-
   redrawAll();
   socket.open();
 })();

@@ -22,7 +22,13 @@ PAGE = "/admin/dashboard/"
 SERIES = "/admin/dashboard/series"
 STATIC = Path(settings.BASE_DIR) / "static"
 # The page's own code and the vendored library: what a browser loads besides the admin's.
-PAGE_FILES = ["dashboard/dashboard.js", "dashboard/socket.js", "dashboard/dashboard.css", "vendor/uplot/uPlot.min.css"]
+PAGE_FILES = [
+    "dashboard/dashboard.js",
+    "dashboard/socket.js",
+    "dashboard/charts.js",
+    "dashboard/dashboard.css",
+    "vendor/uplot/uPlot.min.css",
+]
 LIBRARY = "vendor/uplot/uPlot.iife.min.js"
 
 
@@ -102,7 +108,7 @@ def test_nothing_on_the_page_comes_from_another_host(admin_client_):
 
 def test_the_page_and_the_library_are_served_by_the_portal(admin_client_):
     html = admin_client_.get(PAGE).content.decode()
-    for name in ["dashboard/dashboard.js", "dashboard/socket.js", "dashboard/dashboard.css", LIBRARY]:
+    for name in [*PAGE_FILES, LIBRARY]:
         assert f'src="/static/{name}"' in html or f'href="/static/{name}"' in html
         assert (STATIC / name).is_file()
     assert (STATIC / "vendor/uplot/LICENSE").is_file()

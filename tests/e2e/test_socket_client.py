@@ -17,6 +17,7 @@ from tests.services import ROOT
 pytestmark = pytest.mark.e2e
 
 ORIGIN = "http://dashboard.test"
+START_MS = 1_796_100_000_000
 # Stands in for the browser's WebSocket: records what the client sends, lets the test speak for the server.
 FAKE_SOCKET = """
 window.sockets = [];
@@ -47,7 +48,9 @@ def page() -> Iterator:
     browser_or_skip()
     with chromium() as browser:
         page = browser.new_page()
-        page.clock.install()
+        # Paused: only run_for() moves time, however slowly the machine runs the test.
+        page.clock.install(time=START_MS)
+        page.clock.pause_at(START_MS + 1000)
         page.add_init_script(FAKE_SOCKET)
         page.route(f"{ORIGIN}/", lambda route: route.fulfill(body=PAGE, content_type="text/html"))
         page.route(
