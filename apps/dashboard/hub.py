@@ -26,7 +26,8 @@ from django.conf import settings
 
 from apps.core import broadcast
 from apps.dashboard import access, snapshots
-from apps.dashboard.connection import Connection, Send
+from apps.dashboard.connection import Connection, Send, stats
+from apps.metrics import reporting
 
 logger = structlog.get_logger(__name__)
 
@@ -381,4 +382,16 @@ def hub() -> Hub:
     loop = asyncio.get_running_loop()
     if _hub is None or _hub.loop is not loop:
         _hub = Hub(loop)
+        _report()
     return _hub
+
+
+def _report() -> None:
+    """The hub's counters in this process's metrics report (the collector sums them over the processes).
+
+    Registered when a process first serves a dashboard socket, not in AppConfig.ready(): a
+    registration starts the reporter thread, which commands like `migrate` must not start.
+    """
+    reporting.register("dashboard.clients", lambda: stats.clients, kind="gauge")
+    reporting.register("dashboard.frames.sent", lambda: stats.sent, kind="counter")
+    reporting.register("dashboard.frames.dropped", lambda: stats.dropped, kind="counter")
