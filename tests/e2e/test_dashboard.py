@@ -2,13 +2,14 @@
 
 What publishes the live frames, and why: in the embedded mode the channel layer
 is in-memory, one per process, so a frame must be published inside the server's
-process to reach its sockets. Two publishers live there already, so the test adds
-none of its own: the embedded beat runs the health checks every
-HEALTH_INTERVAL_SECONDS (5 here) in runportal's worker thread, whose stored
-results are broadcast as health "results" frames; and acknowledging an alert
-through the page is handled by the server, whose alert service broadcasts the
-alert and the audit trail its event. The page is never reloaded; every change
-asserted after it goes live arrives over the WebSocket.
+process to reach its sockets. The publishers live there already, so the test adds
+none of its own: runportal's embedded beat runs the metrics collector every
+MONITORING_INTERVAL_SECONDS (1 here), which broadcasts a metrics "sample" frame
+per tick, and the health checks every HEALTH_INTERVAL_SECONDS (5), whose results
+are broadcast as a health "results" frame; acknowledging an alert through the
+page is handled by the server, whose alert service broadcasts the alert and the
+audit trail its event. The page is never reloaded; every change asserted after
+it goes live arrives over the WebSocket.
 
 With Redis (REDIS_URL set), the channel layer is shared between processes, so a
 second test publishes a metrics "sample" frame from `manage.py shell -c` (another
@@ -37,6 +38,7 @@ FIRE = (
     "from apps.alerts.services import alert_fire; "
     "print(alert_fire(source='metrics', key='e2e-cpu', severity='critical', summary='CPU above 90 % (e2e)').pk)"
 )
+TILES_CHANGED = "before => document.querySelector('.dashboard-tiles').innerText !== before"
 HEALTH_CHANGED = "before => document.querySelector('.dashboard-health-tiles').innerText !== before"
 PUBLISH = (
     "import time; from apps.core.broadcast import broadcast_on_commit; "
@@ -60,6 +62,7 @@ def portal_env(var_dir) -> dict:
         OPSPORTAL_ADMIN_PASSWORD=PASSWORD,
         HEALTH_INTERVAL_SECONDS="5",
         HEALTH_CHECK_TIMEOUT_SECONDS="3",
+        MONITORING_INTERVAL_SECONDS="1",
     )
 
 
@@ -103,6 +106,10 @@ def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_
         open_dashboard(page, base)
         alert = page.locator(f'[data-alert="{alert_id}"]')  # from the alerts snapshot
         assert "CPU above 90 %" in alert.inner_text()
+
+        # The metrics tiles move: "sample" frames from the beat's collector, every second, inside the server.
+        tiles = page.locator(".dashboard-tiles").inner_text()
+        page.wait_for_function(TILES_CHANGED, arg=tiles, timeout=15_000)
 
         # A health tile appears or changes: a "results" frame from the beat's run inside the server.
         before = page.locator(".dashboard-health-tiles").inner_text()
