@@ -88,7 +88,7 @@ class Hub:
         new = topics - connection.topics
         connection.topics |= new
         for topic in sorted(new):
-            if topic not in self.joins or (self.joins[topic].done() and self.joins[topic].exception()):
+            if topic not in self.joins or _failed(self.joins[topic]):
                 self.joins[topic] = asyncio.ensure_future(self._join(topic))
         for topic in sorted(new):
             with contextlib.suppress(Exception):  # logged by _join; the reconnection joins again
@@ -203,6 +203,9 @@ class Hub:
         except Exception:
             await _close(layer)
             raise
+        if self.channel and self.channel != channel:  # the old channel would get every frame until it expires
+            for topic in list(self.joins):
+                await _discard(layer, topic, self.channel)
         self.layer, self.channel = layer, channel
         self.early.clear()
         for timer in self.early_timers.values():
@@ -270,6 +273,7 @@ class Hub:
             now = time.monotonic()
             try:
                 await self._check_layer(rejoin=now - rejoined >= REJOIN_SECONDS)
+                self._retry_failed_joins()
                 if now - rejoined >= REJOIN_SECONDS:
                     rejoined = now
                 if now - heartbeat >= settings.DASHBOARD_HEARTBEAT_SECONDS:
@@ -282,6 +286,13 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("dashboard_tick_failed")
+
+    def _retry_failed_joins(self) -> None:
+        """A group_add that failed while the layer itself went on working must not leave a topic deaf."""
+        if self.connected.is_set():
+            for topic, join in list(self.joins.items()):
+                if _failed(join):
+                    self.joins[topic] = asyncio.ensure_future(self._join(topic))
 
     async def _check_layer(self, *, rejoin: bool) -> None:
         """A layer that lost its state without an error on our connection (a quick Redis restart) is rebuilt."""
@@ -359,6 +370,10 @@ class Hub:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._lose_layer()
         broadcast.receive_in(None)
+
+
+def _failed(join: asyncio.Future) -> bool:
+    return join.done() and (join.cancelled() or join.exception() is not None)
 
 
 async def _discard(layer: Any, topic: str, channel: str) -> None:
