@@ -4,7 +4,7 @@ What publishes the live frames, and why: in the embedded mode the channel layer
 is in-memory, one per process, so a frame must be published inside the server's
 process to reach its sockets. The publishers live there already, so the test adds
 none of its own: runportal's embedded beat runs the metrics collector every
-MONITORING_INTERVAL_SECONDS (1 here), which broadcasts a metrics "sample" frame
+MONITORING_INTERVAL_SECONDS (2 here), which broadcasts a metrics "sample" frame
 per tick, and the health checks every HEALTH_INTERVAL_SECONDS (5), whose results
 are broadcast as a health "results" frame; acknowledging an alert through the
 page is handled by the server, whose alert service broadcasts the alert and the
@@ -62,7 +62,7 @@ def portal_env(var_dir) -> dict:
         OPSPORTAL_ADMIN_PASSWORD=PASSWORD,
         HEALTH_INTERVAL_SECONDS="5",
         HEALTH_CHECK_TIMEOUT_SECONDS="3",
-        MONITORING_INTERVAL_SECONDS="1",
+        MONITORING_INTERVAL_SECONDS="2",  # a tick queued past its interval expires: leave room on a busy machine
     )
 
 
@@ -107,9 +107,9 @@ def test_the_dashboard_goes_live_updates_without_reloading_and_reconnects_after_
         alert = page.locator(f'[data-alert="{alert_id}"]')  # from the alerts snapshot
         assert "CPU above 90 %" in alert.inner_text()
 
-        # The metrics tiles move: "sample" frames from the beat's collector, every second, inside the server.
+        # The metrics tiles move: "sample" frames from the beat's collector, inside the server.
         tiles = page.locator(".dashboard-tiles").inner_text()
-        page.wait_for_function(TILES_CHANGED, arg=tiles, timeout=15_000)
+        page.wait_for_function(TILES_CHANGED, arg=tiles, timeout=20_000)
 
         # A health tile appears or changes: a "results" frame from the beat's run inside the server.
         before = page.locator(".dashboard-health-tiles").inner_text()
