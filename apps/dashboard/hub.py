@@ -142,24 +142,37 @@ class Hub:
 
     # ---------------------------------------------------------------- frames
 
-    def _deliver(self, topic: str, frame: dict[str, Any]) -> None:
-        self.last_seq[topic] = frame["seq"]
-        text = encode(frame)
-        for connection in self.subscribers[topic]:
-            connection.push(text)
-        for frames in self.holding[topic].values():
-            frames.append(text)
+    def _arrived(self, topic: str, frames: list[dict[str, Any]]) -> None:
+        """A layer message's frames: those now in seq order go out together."""
+        ready: list[dict[str, Any]] = []
+        for frame in frames:
+            self._accept(topic, frame, ready)
+        self._deliver(topic, ready)
 
-    def _accept(self, topic: str, frame: dict[str, Any]) -> None:
-        """Deliver frames in seq order: an early one waits (REORDER_SECONDS at most) for those before it."""
+    def _deliver(self, topic: str, frames: list[dict[str, Any]]) -> None:
+        """Serialise each frame once; write a socket's frames one after the other (one system call, not one each)."""
+        if not frames:
+            return
+        texts = [encode(frame) for frame in frames]
+        for connection in self.subscribers[topic]:
+            for text in texts:
+                connection.push(text)
+        for held in self.holding[topic].values():
+            held.extend(texts)
+
+    def _accept(self, topic: str, frame: dict[str, Any], ready: list[dict[str, Any]]) -> None:
+        """Put frames in seq order into ready: an early one waits (REORDER_SECONDS at most) for those before it."""
         seq, last = frame["seq"], self.last_seq.get(topic, 0)
         early = self.early[topic]
         # The next one; or nothing seen yet; or far below the last (a counter that started again must
         # not leave the topic deaf for good).
         if seq == last + 1 or last == 0 or seq < last - 1_000_000:
-            self._deliver(topic, frame)
-            while self.last_seq[topic] + 1 in early:
-                self._deliver(topic, early.pop(self.last_seq[topic] + 1))
+            self.last_seq[topic] = seq
+            ready.append(frame)
+            while seq + 1 in early:
+                seq += 1
+                self.last_seq[topic] = seq
+                ready.append(early.pop(seq))
             if not early and topic in self.early_timers:
                 self.early_timers.pop(topic).cancel()
         elif seq > last:
@@ -172,8 +185,9 @@ class Hub:
         """The missing frames did not come: deliver the early ones with the gap (clients resync)."""
         self.early_timers.pop(topic, None)
         early = self.early.pop(topic, {})
-        for seq in sorted(early):
-            self._deliver(topic, early[seq])
+        if early:
+            self.last_seq[topic] = max(early)
+            self._deliver(topic, [early[seq] for seq in sorted(early)])
 
     # ---------------------------------------------------------------- the layer
 
@@ -238,8 +252,7 @@ class Hub:
                 logger.warning("dashboard_layer_lost", exc_info=True)
                 await self._lose_layer()
                 continue
-            for frame in message.get("frames", ()):
-                self._accept(message["topic"], frame)
+            self._arrived(message["topic"], message.get("frames", []))
 
     async def _lose_layer(self) -> None:
         self.connected.clear()
