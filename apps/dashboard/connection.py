@@ -1,6 +1,6 @@
 """One dashboard socket as the hub sees it: a bounded queue of serialised frames and one writer task.
 
-The writer calls the server's own ASGI send (scope["opsportal.send"], kept by
+Frames go through the server's own ASGI send (scope["opsportal.send"], kept by
 keep_raw_send before Channels' middleware wraps it): with uvicorn's
 websockets-sansio protocol, send() waits while the transport's write buffer is
 above its high-water mark (pause_writing), so a client that stops reading holds
