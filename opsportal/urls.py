@@ -7,6 +7,8 @@ from apps.core.views import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Before the admin's own urls: /admin/dashboard/ would otherwise be its (empty) app index.
+    path("admin/dashboard/", include("apps.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.health.urls")),
 ]
