@@ -134,12 +134,9 @@ def celery_worker():
     from apps.core.worker import EmbeddedWorker
     from opsportal.celery import app
 
-    keys = ("broker_url", "result_backend", "broker_transport_options")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(broker_url="memory://", result_backend="cache+memory://", broker_transport_options={})
-    worker = EmbeddedWorker(app, concurrency=2, beat=False)
-    worker.start()
-    _set_task_join_will_block(False)  # the tests wait for results; tasks themselves never should
-    yield worker
-    worker.stop()
-    app.conf.update(saved)
+    with services.broker_in_memory():
+        worker = EmbeddedWorker(app, concurrency=2, beat=False)
+        worker.start()
+        _set_task_join_will_block(False)  # the tests wait for results; tasks themselves never should
+        yield worker
+        worker.stop()

@@ -117,3 +117,19 @@ class Process:
         for pid in self.leftovers():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def broker_in_memory() -> Iterator[None]:
+    """Point the Celery app at an in-memory broker and result store for the duration (the transport too)."""
+    from opsportal.celery import app
+
+    keys = ("broker_url", "broker_transport", "result_backend", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(
+        broker_url="memory://", broker_transport=None, result_backend="cache+memory://", broker_transport_options={}
+    )
+    try:
+        yield
+    finally:
+        app.conf.update(saved)

@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from apps.alerts.models import Notification, NotificationChannel
+from tests import services
 from tests.receiver import Receiver, self_signed_certificate
 
 # ---------------------------------------------------------------- HTTP
@@ -170,13 +171,8 @@ def broker_in_memory() -> Iterator[None]:
     keeps its first connection pool (tests/conftest.py's celery_worker uses the
     same in-memory broker).
     """
-    from opsportal.celery import app
-
-    keys = ("broker_url", "result_backend", "broker_transport_options")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(broker_url="memory://", result_backend="cache+memory://", broker_transport_options={})
-    yield
-    app.conf.update(saved)
+    with services.broker_in_memory():
+        yield
 
 
 @pytest.fixture

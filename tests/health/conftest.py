@@ -7,6 +7,7 @@ import time_machine
 
 from apps.health.checks import Check, Outcome, Status, registry
 from apps.health.checks.base import Registry
+from tests import services
 
 START = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 
@@ -84,10 +85,5 @@ def broker_in_memory() -> Iterator[None]:
     In place before anything connects: the app keeps its first connection pool
     (tests/conftest.py's celery_worker uses the same in-memory broker).
     """
-    from opsportal.celery import app
-
-    keys = ("broker_url", "result_backend", "broker_transport_options")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(broker_url="memory://", result_backend="cache+memory://", broker_transport_options={})
-    yield
-    app.conf.update(saved)
+    with services.broker_in_memory():
+        yield
