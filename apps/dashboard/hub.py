@@ -253,7 +253,10 @@ class Hub:
                 logger.warning("dashboard_layer_lost", exc_info=True)
                 await self._lose_layer()
                 continue
-            self._arrived(message["topic"], message.get("frames", []))
+            try:
+                self._arrived(message["topic"], message.get("frames", []))
+            except Exception:  # one bad message must not end the loop: that would be a silent dead consumer
+                logger.exception("dashboard_message_failed", topic=message.get("topic"))
 
     async def _lose_layer(self) -> None:
         self.connected.clear()
