@@ -237,6 +237,8 @@ class Hub:
                 try:
                     await self._connect()
                 except Exception:
+                    if asyncio.current_task().cancelling():
+                        raise asyncio.CancelledError from None
                     logger.warning("dashboard_layer_unavailable", attempt=attempt, exc_info=attempt == 0)
                     await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                     attempt += 1
@@ -250,10 +252,15 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if asyncio.current_task().cancelling():  # a cancellation the Redis client turned into an error
+                    raise asyncio.CancelledError from None
                 logger.warning("dashboard_layer_lost", exc_info=True)
                 await self._lose_layer()
                 continue
-            self._arrived(message["topic"], message.get("frames", []))
+            try:
+                self._arrived(message["topic"], message.get("frames", []))
+            except Exception:  # one bad message must not end the loop: that would be a silent dead consumer
+                logger.exception("dashboard_message_failed", topic=message.get("topic"))
 
     async def _lose_layer(self) -> None:
         self.connected.clear()
@@ -325,8 +332,7 @@ class Hub:
         if not alive:
             logger.warning("dashboard_layer_reset")
             self.receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.receiver
+            await asyncio.wait([self.receiver], timeout=CLOSE_LAYER_SECONDS)  # bounded: the tick must go on
             await self._lose_layer()
             self.receiver = asyncio.ensure_future(self._receive(recovering=True))
 
@@ -382,7 +388,7 @@ class Hub:
         tasks = [self.receiver, self.ticker, *self.reading.values(), *self.joins.values()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait(tasks, timeout=CLOSE_LAYER_SECONDS)
         await self._lose_layer()
         broadcast.receive_in(None)
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from apps.core import broadcast
 from apps.dashboard import access
 from apps.dashboard import connection as connection_module
 from apps.dashboard.connection import Connection
@@ -152,3 +153,20 @@ async def test_a_stalled_client_that_still_takes_the_close_frame_gets_4408(setti
 
     assert stalled.received[-1] == {"type": "websocket.close", "code": CLOSE_TOO_SLOW}
     assert not stalled.transport.aborted
+
+
+async def test_a_message_that_cannot_be_delivered_is_logged_and_the_next_ones_still_are():
+    client = Client()
+    client.reading.set()
+    await subscriber(client)
+    the_hub = hub()
+    await the_hub._join("metrics")
+    the_hub.last_seq["metrics"] = 10
+    layer, group = the_hub.layer, broadcast.group_name("metrics")
+
+    bad = {**frame(11), "data": {"b": b"\x00"}}  # bytes: the layer carries them, JSON cannot
+    await layer.group_send(group, {"type": "broadcast", "topic": "metrics", "frames": [bad]})
+    await layer.group_send(group, {"type": "broadcast", "topic": "metrics", "frames": [frame(12)]})
+    await asyncio.sleep(REORDER_SECONDS * 2)
+
+    assert [f["seq"] for f in client.frames()] == [12]
