@@ -13,11 +13,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from apps.core.static import with_static_files  # noqa: E402
+from apps.dashboard.connection import keep_raw_send  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": with_static_files(django_application, ServeStaticASGI),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": keep_raw_send(AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -318,6 +318,16 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 MONITORING_INTERVAL_SECONDS = config.integer("MONITORING_INTERVAL_SECONDS", 5, minimum=1, maximum=3600)
 
 
+# ---------------------------------------------------------------- live dashboards (apps.dashboard)
+# Frames waiting for one dashboard socket: past that the oldest give way (counted as dropped; the
+# page sees the seq gap and resyncs). 256 frames is 25 s of a 10-per-second topic.
+DASHBOARD_QUEUE_FRAMES = config.integer("DASHBOARD_QUEUE_FRAMES", 256, minimum=8, maximum=100_000)
+# A socket whose client has taken nothing for this long is closed with 4408 (too slow).
+DASHBOARD_STALL_SECONDS = config.number("DASHBOARD_STALL_SECONDS", 10.0, minimum=1.0)
+# Every socket gets a heartbeat frame this often, so a page can tell a quiet topic from a dead link.
+DASHBOARD_HEARTBEAT_SECONDS = config.number("DASHBOARD_HEARTBEAT_SECONDS", 15.0, minimum=1.0)
+
+
 # ---------------------------------------------------------------- audit & alerts
 AUDIT_LOG_RETENTION_DAYS = config.integer("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
 # Each process seals the audit chain in a thread of its own, woken by commits

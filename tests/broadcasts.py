@@ -33,7 +33,7 @@ def listen(
             while len(payloads) < count:
                 message = await layer.receive(name)
                 assert message["topic"] == topic, message
-                payloads += [payload for payload in message["payloads"] if where(payload["data"])]
+                payloads += [payload for payload in message["frames"] if where(payload["data"])]
                 frames += 1
             return payloads, frames
         finally:

@@ -22,7 +22,7 @@ def test_a_broadcast_waits_for_the_commit_and_a_rollback_sends_nothing():
 
     payloads, _ = listen(topic, act)
 
-    assert payloads == [{"type": "test", "data": {"n": "committed"}}]
+    assert [(p["topic"], p["type"], p["data"]) for p in payloads] == [(topic, "test", {"n": "committed"})]
 
 
 @pytest.mark.redis
