@@ -82,7 +82,7 @@ def stall(server: Server, clients: ClientPool, sampler: Sampler, args: argparse.
 def run_server(kind: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """Every phase against one server."""
     result: dict[str, Any] = {"steady": {}}
-    with server_running(kind, root) as server:
+    with server_running(kind, root, args.publisher_window) as server:
         sampler = Sampler(server)
         clients = ClientPool(server, args.client_processes)
         result["rss_idle_mib"] = round(server.rss_mib(), 1)
@@ -114,8 +114,10 @@ def _profiling(kind: str, count: int, args: argparse.Namespace) -> bool:
 
 
 def _line(row: dict) -> str:
-    return (f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, delivery {row['delivery']:.4f},"
-            f" silent losses {row['silent_losses']}, {row['server_cpu_us_per_delivery']:.1f} µs/delivery")  # fmt: skip
+    return (f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms (first socket: p50"
+            f" {row['first_socket_p50_ms']:.1f}, p99 {row['first_socket_p99_ms']:.1f}), delivery {row['delivery']:.4f},"
+            f" silent losses {row['silent_losses']}, {row['server_cpu_us_per_delivery']:.1f} µs/delivery,"
+            f" gaps {row['gaps']}, frames nobody got {row['frames_nobody_got']}, closed {row['closed']}")  # fmt: skip
 
 
 def verdicts(results: dict[str, dict]) -> dict[str, Any]:
@@ -193,6 +195,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the portal during one phase")
     parser.add_argument("--profile-clients", type=int, default=1000, help="the phase to profile (default 1000)")
     parser.add_argument("--profile-lines", type=int, default=25, help="top frames to print (default 25)")
+    parser.add_argument("--publisher-window", type=float, metavar="SECONDS",
+                        help="diagnostic: the portal publisher's batching window (broadcast.WINDOW)")  # fmt: skip
+    parser.add_argument("--logs", help="keep the servers' and publishers' logs in this folder (default: discarded)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     if min(args.clients) < 1 or args.seconds <= 0 or args.warmup < 0 or args.rate <= 0:
@@ -200,9 +205,11 @@ def main() -> None:
 
     load = os.getloadavg()
     results = {}
-    with tempfile.TemporaryDirectory(prefix="opsportal-fanout-") as root:
+    with tempfile.TemporaryDirectory(prefix="opsportal-fanout-") as scratch:
+        root = Path(args.logs or scratch)
+        root.mkdir(parents=True, exist_ok=True)
         for kind in args.servers:
-            results[kind] = run_server(kind, args, Path(root))
+            results[kind] = run_server(kind, args, root)
     if args.json:
         report = {"benchmark": "dashboard_fanout", "machine": {**machine(), "load_average_at_start": load},
                   "arguments": vars(args), "results": results, "goals": verdicts(results)}  # fmt: skip

@@ -34,6 +34,7 @@ SECRET_KEY = "bench-fanout-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123"
 PATH = "/ws/dashboard/"
 STAFF = """
 import json
+from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends.db import SessionStore
@@ -42,7 +43,7 @@ user, _ = get_user_model().objects.update_or_create(
 user.user_permissions.set([Permission.objects.get(content_type__app_label="metrics", codename="view_series")])
 session = SessionStore()
 session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
 session[HASH_SESSION_KEY] = user.get_session_auth_hash()
 session.create()
 print(json.dumps(session.session_key))
@@ -67,8 +68,9 @@ def environment(folder: Path) -> dict[str, str]:
 class Server:
     """The portal (`runportal --no-worker`) or the baseline, with its publisher's command line and a login cookie."""
 
-    def __init__(self, kind: str, folder: Path) -> None:
+    def __init__(self, kind: str, folder: Path, window: float | None = None) -> None:
         self.kind = kind
+        self.window = window  # the portal publisher's batching window, when not its own (a diagnostic)
         self.folder = folder
         self.env = environment(folder)
         self.port = free_port()
@@ -109,6 +111,8 @@ class Server:
 
     def publisher(self, rate: float, warmup: int, frames: int, pad: int) -> list[str]:
         target = ["--portal"] if self.kind == "portal" else ["--baseline", REDIS_URL]
+        if self.kind == "portal" and self.window is not None:
+            target += ["--window", str(self.window)]
         numbers = ["--rate", str(rate), "--warmup", str(warmup), "--frames", str(frames), "--pad", str(pad)]
         return [sys.executable, "-m", "bench.fanout_publisher", *target, *numbers]
 
@@ -298,6 +302,9 @@ def _expect(publisher: subprocess.Popen, word: str) -> None:
 def analyse(phase: Phase) -> dict[str, Any]:
     """Latency, delivery and loss accounting over the measured frames (numbers warmup .. warmup + frames - 1).
 
+    The first socket's latency of each frame is the way from the publisher to the
+    server's fan-out (publisher, Redis, the layer); the rest is the fan-out itself.
+
     A measured frame a socket did not get is "covered" when a snapshot that the
     socket received in the phase carries a seq at or past the frame's (the resync
     made it whole), else it is a silent loss. A frame's seq is what any socket
@@ -306,6 +313,7 @@ def analyse(phase: Phase) -> dict[str, Any]:
     """
     first, last = phase.warmup, phase.warmup + phase.frames
     seq_of: dict[int, int] = {}
+    first_read: dict[int, float] = {}  # per frame, the earliest socket's latency: the way to the fan-out
     latencies: list[float] = []
     received = duplicates = gaps = skipped = stale = errors = closed = 0
     per_socket = []
@@ -315,6 +323,7 @@ def analyse(phase: Phase) -> dict[str, Any]:
         for number, seq, latency in zip(numbers, seqs, lats, strict=True):
             if first <= number < last:
                 seq_of.setdefault(number, seq)
+                first_read[number] = min(latency, first_read.get(number, latency))
                 duplicates += number in got
                 got.add(number)
                 latencies.append(latency)
@@ -323,6 +332,7 @@ def analyse(phase: Phase) -> dict[str, Any]:
         errors += record["errors"]
         closed += record["close_code"] is not None or record["lost"]
         per_socket.append((got, max(record["snapshots"], default=0)))
+    nobody = sum(1 for number in range(first, last) if number not in seq_of)  # lost before the fan-out
     if seq_of:
         known, known_seq = next(iter(seq_of.items()))
         for number in range(first, last):
@@ -335,6 +345,7 @@ def analyse(phase: Phase) -> dict[str, Any]:
                 covered += snapshot >= seq_of.get(number, 0) > 0
     expected = len(phase.sockets) * phase.frames
     latencies.sort()
+    upstream = sorted(first_read.values())
     return {
         "sockets": len(phase.sockets),
         "frames": phase.frames,
@@ -343,6 +354,7 @@ def analyse(phase: Phase) -> dict[str, Any]:
         "delivery": received / expected if expected else 0.0,
         "duplicates": duplicates,
         "missing": missing,
+        "frames_nobody_got": nobody,
         "covered_by_snapshot": covered,
         "silent_losses": missing - covered,
         "gaps": gaps,
@@ -354,6 +366,8 @@ def analyse(phase: Phase) -> dict[str, Any]:
         "p50_ms": 1000 * _quantile(latencies, 0.50),
         "p99_ms": 1000 * _quantile(latencies, 0.99),
         "max_ms": 1000 * latencies[-1] if latencies else float("nan"),
+        "first_socket_p50_ms": 1000 * _quantile(upstream, 0.50),
+        "first_socket_p99_ms": 1000 * _quantile(upstream, 0.99),
         "server_cpu_us_per_delivery": 1e6 * phase.server_cpu / received if received else float("nan"),
         "server_cpu_share": phase.server_cpu / phase.seconds if phase.seconds else 0.0,
         "client_cpu_share": phase.client_cpu / phase.client_wall if phase.client_wall else 0.0,
@@ -367,8 +381,8 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def server_running(kind: str, root: Path) -> Iterator[Server]:
-    server = Server(kind, Path(tempfile.mkdtemp(dir=root, prefix=f"{kind}-")))
+def server_running(kind: str, root: Path, window: float | None = None) -> Iterator[Server]:
+    server = Server(kind, Path(tempfile.mkdtemp(dir=root, prefix=f"{kind}-")), window)
     try:
         server.start()
         yield server

@@ -19,12 +19,17 @@ def py_spy() -> str:
 
 
 class Profiler:
-    """py-spy recording one process for `seconds`, started at construction, without pausing it (--nonblocking)."""
+    """py-spy recording one process for `seconds`, started at construction, without pausing it (--nonblocking).
+
+    Only the thread holding the GIL is sampled (--gil): a thread waiting for the
+    database or for the GIL would otherwise count as busy, and what the figures
+    need is where the CPU goes.
+    """
 
     def __init__(self, pid: int, seconds: float) -> None:
         self.output = Path(tempfile.mkstemp(prefix="fanout-profile-", suffix=".txt")[1])
         command = [py_spy(), "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(RATE),
-                   "--nonblocking", "--function", "--format", "raw", "--output", str(self.output)]  # fmt: skip
+                   "--nonblocking", "--gil", "--function", "--format", "raw", "--output", str(self.output)]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def top(self, lines: int) -> list[str]:

@@ -46,14 +46,20 @@ SAMPLE = {
 }
 
 
-def portal_sender() -> Callable[[dict[str, Any]], None]:
-    """broadcast_on_commit, in a Django process configured by the environment (outside a transaction: sent at once)."""
+def portal_sender(window: float | None) -> Callable[[dict[str, Any]], None]:
+    """broadcast_on_commit, in a Django process configured by the environment (outside a transaction: sent at once).
+
+    window, if given, replaces the publisher thread's batching window (broadcast.WINDOW)
+    in this process: a diagnostic, to see what the window adds to the latency.
+    """
     import django
 
     django.setup()
-    from apps.core.broadcast import broadcast_on_commit
+    from apps.core import broadcast
 
-    return lambda data: broadcast_on_commit("metrics", "sample", data)
+    if window is not None:
+        broadcast.WINDOW = window
+    return lambda data: broadcast.broadcast_on_commit("metrics", "sample", data)
 
 
 def baseline_sender(redis_url: str) -> Callable[[dict[str, Any]], None]:
@@ -97,8 +103,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0, help="frames sent before the measured ones")
     parser.add_argument("--frames", type=int, required=True, help="measured frames")
     parser.add_argument("--pad", type=int, default=0, help="bytes of padding added to every frame's values")
+    parser.add_argument("--window", type=float, help="--portal: replace broadcast.WINDOW (seconds), a diagnostic")
     args = parser.parse_args()
-    send = portal_sender() if args.portal else baseline_sender(args.baseline)
+    send = portal_sender(args.window) if args.portal else baseline_sender(args.baseline)
     print("ready", flush=True)
     sys.stdin.readline()
     publish(send, args.rate, args.warmup, args.frames, args.pad)

@@ -118,7 +118,7 @@ class Dashboard(asyncio.Protocol):
     def __init__(self, request: bytes, subscribe: bytes, opened: asyncio.Future) -> None:
         self.request = request
         self.subscribe = subscribe
-        self.opened = opened
+        self.opened = opened  # done at the first snapshot: subscribed, so every later frame is due to it
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.upgraded = False
@@ -171,7 +171,6 @@ class Dashboard(asyncio.Protocol):
             return False
         self.upgraded = True
         self.transport.write(client_frame(OP_TEXT, self.subscribe))
-        self.opened.set_result(None)
         return True
 
     def on_message(self, message: dict[str, Any], received: float) -> None:
@@ -182,6 +181,8 @@ class Dashboard(asyncio.Protocol):
         topic = message["topic"]
         last = self.last.get(topic, 0)
         if message["type"] == "snapshot":
+            if not self.opened.done():
+                self.opened.set_result(None)
             self.record.snapshots.append(seq)
             self.resync_pending.discard(topic)
             self.last[topic] = seq
@@ -223,7 +224,10 @@ class Clients:
         self.wall_at_start = 0.0
 
     async def connect(self, count: int) -> dict[str, Any]:
-        """Open count more sockets, CONNECT_CONCURRENCY at a time; how many failed and why (first reasons)."""
+        """Open count more sockets, CONNECT_CONCURRENCY at a time, each subscribed (its snapshot received).
+
+        How many failed and why (the first reasons).
+        """
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         failures: list[str] = []
@@ -242,7 +246,6 @@ class Clients:
                     failures.append(repr(exc))
 
         await asyncio.gather(*(one() for _ in range(count)))
-        await asyncio.sleep(0.5)  # the subscribe snapshots arrive before a phase starts
         return {"connected": count - len(failures), "failed": len(failures), "reasons": failures[:3]}
 
     def start(self) -> None:
