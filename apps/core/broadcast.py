@@ -23,6 +23,7 @@ from django.db import transaction
 logger = structlog.get_logger(__name__)
 WINDOW = 0.1  # seconds between two layer messages of one topic: frames closer together than that share one
 MAX_BATCH = 500  # frames in one layer message at most: a burst is split, never held back
+MAX_QUEUED = 20_000  # frames waiting for the publisher thread (Redis hangs): past that they are dropped
 SEQ_KEY = "opsportal:broadcast:seq:{topic}"
 # One round trip per batch: reserve n numbers. A counter that Redis lost (a restart without
 # persistence, a flush) starts again from the clock in milliseconds, ahead of any number it gave
@@ -86,6 +87,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self.local_seq: dict[str, int] = {}
+        self.unnumbered: dict[str, int] = {}  # frames of a topic lost before they got a seq
         self.local_loop: asyncio.AbstractEventLoop | None = None
 
     def publish(self, topic: str, type: str, data: dict[str, Any]) -> None:
@@ -97,13 +99,21 @@ class Publisher:
             self._publish_locally(layer, topic, frame)
             return
         self._ensure_running()
+        if self._queue.qsize() >= MAX_QUEUED:
+            self._lose(topic, 1)
+            return
         self._queue.put((topic, frame))
+
+    def _lose(self, topic: str, count: int) -> None:
+        """Count frames lost before numbering: the topic's next frame skips their numbers, so clients see a gap."""
+        with self._lock:
+            self.unnumbered[topic] = self.unnumbered.get(topic, 0) + count
 
     def _publish_locally(self, layer: InMemoryChannelLayer, topic: str, frame: dict[str, Any]) -> None:
         message = {"type": "broadcast", "topic": topic, "frames": [frame]}
         loop = self.local_loop
         with self._lock:  # numbered and handed over in one step, so the loop receives them in seq order
-            frame["seq"] = self.local_seq[topic] = self.local_seq.get(topic, 0) + 1
+            frame["seq"] = self.local_seq[topic] = self.local_seq.get(topic, 0) + 1 + self.unnumbered.pop(topic, 0)
             if group_name(topic) not in layer.groups:
                 return  # nobody in this process listens, and the in-process layer reaches no other
             if loop is not None and not loop.is_closed():
@@ -133,7 +143,10 @@ class Publisher:
                 if not waiting[topic]:
                     del waiting[topic]
                 sent_at[topic] = now
-                loop.run_until_complete(_number_and_send(layer, topic, frames))
+                with self._lock:
+                    skip = self.unnumbered.pop(topic, 0)
+                if not loop.run_until_complete(_number_and_send(layer, topic, frames, skip)):
+                    self._lose(topic, skip + len(frames))
 
     def _collect(self, waiting: dict[str, list[dict[str, Any]]], sent_at: dict[str, float]) -> None:
         """Wait for the next frame (at most until a waiting topic is due), then take whatever else is queued."""
@@ -163,14 +176,20 @@ async def _reserve(layer: Any, topic: str, count: int) -> int:
     return int(await connection.eval(RESERVE, 1, key, count, int(time.time() * 1000)))
 
 
-async def _number_and_send(layer: Any, topic: str, frames: list[dict[str, Any]]) -> None:
+async def _number_and_send(layer: Any, topic: str, frames: list[dict[str, Any]], skip: int) -> bool:
+    """Number the frames after `skip` lost ones and send them; False if they could not even be numbered."""
     try:
-        last = await _reserve(layer, topic, len(frames))
-        for seq, frame in enumerate(frames, start=last - len(frames) + 1):
-            frame["seq"] = seq
-        await layer.group_send(group_name(topic), {"type": "broadcast", "topic": topic, "frames": frames})
+        last = await _reserve(layer, topic, skip + len(frames))
     except Exception:
         logger.warning("broadcast_failed", topic=topic, frames=len(frames), exc_info=True)
+        return False
+    for seq, frame in enumerate(frames, start=last - len(frames) + 1):
+        frame["seq"] = seq
+    try:
+        await layer.group_send(group_name(topic), {"type": "broadcast", "topic": topic, "frames": frames})
+    except Exception:  # numbered: the subscribers will see the gap
+        logger.warning("broadcast_failed", topic=topic, frames=len(frames), exc_info=True)
+    return True
 
 
 def _send_soon(layer: InMemoryChannelLayer, topic: str, message: dict[str, Any]) -> None:

@@ -74,9 +74,12 @@ class Hub:
         return connection
 
     def detach(self, connection: Connection) -> None:
+        self._forget(connection)
+        connection.detach()
+
+    def _forget(self, connection: Connection) -> None:
         self.unsubscribe(connection, set(connection.topics))
         self.connections.discard(connection)
-        connection.detach()
 
     async def subscribe(self, connection: Connection, topics: set[str]) -> None:
         """Join the topics' groups if this process is not in them yet, then send each a snapshot."""
@@ -330,7 +333,7 @@ class Hub:
                                             "denied": sorted(lost)}))  # fmt: skip
 
     async def _close(self, connection: Connection, code: int) -> None:
-        self.detach(connection)
+        self._forget(connection)
         await connection.close(code)
 
     def _leave_unused(self) -> None:

@@ -80,6 +80,13 @@ async def test_a_foreign_origin_is_rejected_before_the_handshake(staff_cookie):
         ("[1, 2]", "expected an object"),
         ('{"type": 5}', "expected an object"),
         ('{"type": "launch"}', "unknown message type"),
+        ('{"type": "subscribe", "topics": ["metrics", "secrets"]}', "unknown topics ['secrets']"),
+        ('{"type": "subscribe", "topics": "metrics"}', "must be a list"),
+        ('{"type": "unsubscribe", "topics": [1, 2]}', "must be a list"),
+        ('{"type": "resync", "topic": "metrics"}', "subscribed to"),
+        ('{"type": "resync", "topic": {"a": 1}}', "subscribed to"),
+        ('{"type": "subscribe", "topics": ["' + "x" * 10_000 + '"]}', "message too large"),
+        ("[" * 100_000, "message too large"),
     ],
 )
 async def test_bad_client_messages_get_an_error_and_the_socket_stays_open(staff_cookie, frame, error):

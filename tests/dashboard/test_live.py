@@ -1,31 +1,123 @@
-"""Subscribe, snapshot, live frames in seq order, resync, unsubscribe: the protocol in embedded mode."""
+"""Subscribe, snapshot, live frames in seq order, resync, unsubscribe, permissions: the protocol in embedded mode."""
+
+import json
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group, Permission
 
+from apps.alerts.services import alert_fire
+from apps.audit.services import record
+from apps.core import broadcast
 from tests.dashboard.conftest import open_socket, publish, session_cookie, subscribed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_a_subscriber_gets_a_snapshot_then_frames_numbered_after_it(superuser):
-    socket = await open_socket(await sync(session_cookie)(superuser))
+@pytest.fixture
+async def admin_socket(superuser):
+    socket = await open_socket(await sync_to_async(session_cookie)(superuser))
+    yield socket
+    await socket.disconnect()
 
-    snapshots = await subscribed(socket, "metrics", "health")
+
+def grant(user, *codenames: str) -> None:
+    group = Group.objects.create(name=f"viewers-{user.pk}")
+    group.permissions.set(Permission.objects.filter(codename__in=codenames))
+    user.groups.add(group)
+
+
+async def test_a_subscriber_gets_a_snapshot_then_frames_numbered_after_it(admin_socket):
+    snapshots = await subscribed(admin_socket, "metrics", "health")
 
     assert set(snapshots) == {"metrics", "health"}
     assert snapshots["metrics"]["data"] == {"at": None, "values": {}}
+    assert snapshots["health"]["data"] == {"overall": "unknown", "checks": []}
     base = snapshots["metrics"]["seq"]
     for n in range(3):
         await publish("metrics", "sample", {"at": n, "values": {"system.cpu.percent": n}})
-    frames = [await socket.receive_json_from() for _ in range(3)]
+    frames = [await admin_socket.receive_json_from() for _ in range(3)]
     assert [(f["topic"], f["type"], f["seq"], f["data"]["at"]) for f in frames] == [
         ("metrics", "sample", base + 1 + n, n) for n in range(3)
     ]
     assert all(isinstance(f["ts"], float) for f in frames)
+
+
+async def test_topics_are_filtered_by_permission(staff_user):
+    await sync_to_async(grant)(staff_user, "view_series")
+    socket = await open_socket(await sync_to_async(session_cookie)(staff_user))
+
+    await socket.send_json_to({"type": "subscribe", "topics": ["metrics", "audit", "alerts", "health"]})
+
+    assert await socket.receive_json_from() == {
+        "type": "subscribed",
+        "topics": ["metrics"],
+        "denied": ["alerts", "audit", "health"],
+    }
+    assert (await socket.receive_json_from())["type"] == "snapshot"
+    await publish("audit", "event", {"id": 1})
+    await publish("metrics", "sample", {"at": 1, "values": {}})
+    assert (await socket.receive_json_from())["topic"] == "metrics"
+    assert await socket.receive_nothing(0.2)
     await socket.disconnect()
 
 
-def sync(function):
-    from asgiref.sync import sync_to_async
+async def test_after_unsubscribe_no_frame_of_the_topic_arrives(admin_socket):
+    await subscribed(admin_socket, "metrics", "alerts")
 
-    return sync_to_async(function)
+    await admin_socket.send_json_to({"type": "unsubscribe", "topics": ["metrics"]})
+    assert await admin_socket.receive_json_from() == {"type": "subscribed", "topics": ["alerts"], "denied": []}
+    await publish("metrics", "sample", {"at": 1, "values": {}})
+    await publish("alerts", "alert", {"id": 1})
+
+    assert (await admin_socket.receive_json_from())["topic"] == "alerts"
+    assert await admin_socket.receive_nothing(0.2)
+
+
+async def test_a_gap_is_delivered_as_a_gap_and_a_resync_sends_a_snapshot_numbered_at_it(admin_socket):
+    base = (await subscribed(admin_socket, "metrics"))["metrics"]["seq"]
+    broadcast._publisher._lose("metrics", 1)  # a frame that never arrived
+
+    await publish("metrics", "sample", {"at": 2, "values": {}})
+    frame = await admin_socket.receive_json_from()
+    assert frame["seq"] == base + 2, "delivered after the re-order wait, with the gap"
+
+    await admin_socket.send_json_to({"type": "resync", "topic": "metrics"})
+    snapshot = await admin_socket.receive_json_from()
+    assert (snapshot["type"], snapshot["seq"]) == ("snapshot", base + 2)
+    await publish("metrics", "sample", {"at": 3, "values": {}})
+    assert (await admin_socket.receive_json_from())["seq"] == base + 3
+
+
+async def test_snapshots_hold_the_open_alerts_and_the_audit_tail(admin_socket):
+    await sync_to_async(alert_fire)(source="health", key="db", severity="critical", summary="db down")
+    await sync_to_async(record)("test.thing", resource=("test", "7", "thing seven"))
+
+    snapshots = await subscribed(admin_socket, "alerts", "audit")
+
+    (alert,) = snapshots["alerts"]["data"]["alerts"]
+    assert (alert["key"], alert["state"]) == ("db", "firing")
+    newest = snapshots["audit"]["data"]["events"][0]
+    assert (newest["action"], newest["object"]) == ("test.thing", "thing seven")
+    assert set(newest) == {"id", "at", "actor", "action", "object", "ip", "request_id"}
+
+
+async def test_audit_events_and_alert_changes_are_pushed_live(admin_socket):
+    await subscribed(admin_socket, "alerts", "audit")
+
+    await sync_to_async(record)("test.pushed", resource=("test", "8", "thing eight"))
+    event = await admin_socket.receive_json_from()
+    assert (event["topic"], event["type"], event["data"]["action"]) == ("audit", "event", "test.pushed")
+    assert json.loads(json.dumps(event["data"]))["object"] == "thing eight"
+
+    await sync_to_async(alert_fire)(source="health", key="disk", severity="warning", summary="disk full")
+    alert = await admin_socket.receive_json_from()
+    assert (alert["type"], alert["data"]["key"], alert["data"]["state"]) == ("alert", "disk", "firing")
+
+
+async def test_heartbeats_arrive_on_a_quiet_socket(admin_socket, settings):
+    settings.DASHBOARD_HEARTBEAT_SECONDS = 1
+
+    frame = await admin_socket.receive_json_from(timeout=3)
+
+    assert frame["type"] == "heartbeat" and isinstance(frame["ts"], float)
