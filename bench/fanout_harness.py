@@ -202,12 +202,16 @@ class Stalled:
 
     def drain(self, quiet: float = 2.0) -> dict[str, Any]:
         """Read all that is left until the server closes or `quiet` seconds pass; what the socket got."""
-        closed_by_server = False
+        ending = "still open"
         self.socket.settimeout(quiet)
-        with contextlib.suppress(TimeoutError, ConnectionError):
+        try:
             while chunk := self.socket.recv(1 << 20):
                 self.buffer += chunk
-            closed_by_server = True
+            ending = "closed by the server"
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            ending = "reset by the server"  # cut off: what the kernel held for it may be gone
         self.socket.close()
         frames = ws_client.split_frames(self.buffer)
         seqs = [ws_client.orjson.loads(payload).get("seq") for opcode, _, payload in frames if opcode == 1]
@@ -218,7 +222,7 @@ class Stalled:
             "frames": len(seqs),
             "seq_jumps": jumps,
             "close_code": int.from_bytes(close[0][:2], "big") if close and len(close[0]) >= 2 else None,
-            "closed_by_server": closed_by_server,
+            "ending": ending,
         }
 
 
