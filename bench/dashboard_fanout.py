@@ -98,7 +98,7 @@ def run_server(kind: str, args: argparse.Namespace, root: Path) -> dict[str, Any
                     result["profile"] = profiler.top(args.profile_lines)
                 progress(f"{kind}: {count} sockets: {_line(result['steady'][count])}")
                 if count == args.scenario_clients:
-                    phase = run_phase(server, clients, sampler, rate=0, warmup=0, frames=args.burst_frames, drain=3)
+                    phase = run_phase(server, clients, sampler, rate=0, warmup=0, frames=args.burst_frames, drain=2)
                     result["burst"] = analyse(phase)
                     progress(f"{kind}: burst: {_line(result['burst'])}")
                     result["stall"] = stall(server, clients, sampler, args)

@@ -156,6 +156,17 @@ class ClientPool:
     def start(self) -> None:
         self._ask([("start",)] * len(self.pipes))
 
+    def settle(self, quiet: float, limit: float = 60) -> None:
+        """Wait until the sockets have received nothing for `quiet` seconds (at most `limit` seconds)."""
+        deadline, last, still_since = time.monotonic() + limit, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = sum(self._ask([("count",)] * len(self.pipes)))
+            if count != last:
+                last, still_since = count, time.monotonic()
+            elif time.monotonic() - still_since >= quiet:
+                return
+            time.sleep(0.25)
+
     def report(self) -> tuple[list[dict[str, Any]], float, float]:
         """Every socket's record, the client processes' CPU seconds (together) and the phase's wall seconds."""
         answers = self._ask([("report",)] * len(self.pipes))
@@ -268,7 +279,11 @@ class Phase:
 
 def run_phase(server: Server, clients: ClientPool, sampler: Sampler, *, rate: float, warmup: int, frames: int,
               pad: int = 0, drain: float = 1.0) -> Phase:  # fmt: skip
-    """Publish warmup + frames frames from a publisher process and collect what every socket saw."""
+    """Publish warmup + frames frames from a publisher process and collect what every socket saw.
+
+    The phase ends once the sockets have received nothing for `drain` seconds: a
+    server that is behind (a burst) delivers late rather than never.
+    """
     publisher = subprocess.Popen(
         server.publisher(rate, warmup, frames, pad),
         cwd=ROOT,
@@ -288,7 +303,7 @@ def run_phase(server: Server, clients: ClientPool, sampler: Sampler, *, rate: fl
         _expect(publisher, "done")
         cpu, seconds = server.cpu_seconds() - cpu, time.monotonic() - measured_from
         publisher.wait(30)
-        time.sleep(drain)
+        clients.settle(drain)
     finally:
         if publisher.poll() is None:
             publisher.kill()

@@ -298,6 +298,8 @@ async def _serve(pipe: Connection, target: Target) -> None:
         elif command == "start":
             clients.start()
             pipe.send(None)
+        elif command == "count":
+            pipe.send(sum(len(socket.record.frames) + len(socket.record.snapshots) for socket in clients.sockets))
         elif command == "report":
             pipe.send(clients.report())
         elif command == "quit":
