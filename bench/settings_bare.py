@@ -15,6 +15,7 @@ PORTAL_MIDDLEWARE = {
     "apps.health.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdentityMiddleware",
+    "apps.metrics.middleware.HttpMetricsMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

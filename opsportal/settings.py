@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "apps.health.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdentityMiddleware",
+    # Sync-only like its neighbours: counts requests per view into this process's memory (apps.metrics).
+    "apps.metrics.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -316,6 +318,24 @@ METRICS_TOKEN = config.string("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = config.networks("METRICS_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
 PROMETHEUS_EXPORT_MIGRATIONS = False
 MONITORING_INTERVAL_SECONDS = config.integer("MONITORING_INTERVAL_SECONDS", 5, minimum=1, maximum=3600)
+# The time series (apps.metrics): raw samples for hours, 1-minute rollups for days, 1-hour rollups for
+# days; the hourly prune task deletes what is older, in batches.
+METRICS_RAW_RETENTION_HOURS = config.integer("METRICS_RAW_RETENTION_HOURS", 24, minimum=1, maximum=24 * 365)
+METRICS_MINUTE_RETENTION_DAYS = config.integer("METRICS_MINUTE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+METRICS_HOUR_RETENTION_DAYS = config.integer("METRICS_HOUR_RETENTION_DAYS", 365, minimum=1, maximum=36500)
+# Filesystems whose use is collected as system.disk.percent{path=...}, besides the database's.
+METRICS_DISK_PATHS = config.words("METRICS_DISK_PATHS", [])
+# Each process reports its readings and HTTP traffic from a thread of its own; the test suite
+# turns it off and calls the reporters itself.
+METRICS_REPORT_IN_BACKGROUND = True
+# One collector tick per interval in the deployment (claimed, so a duplicate does nothing); a tick
+# still queued after an interval is stale and dropped (expires).
+CELERY_BEAT_SCHEDULE["metrics-collect"] = {
+    "task": "apps.metrics.tasks.metrics_collect_task",
+    "schedule": float(MONITORING_INTERVAL_SECONDS),
+    "options": {"expires": float(MONITORING_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["metrics-prune"] = {"task": "apps.metrics.tasks.metrics_prune_task", "schedule": 3600.0}
 
 
 # ---------------------------------------------------------------- live dashboards (apps.dashboard)
@@ -350,6 +370,12 @@ if ALERTS_LEASE_SECONDS < 2 * ALERTS_DELIVERY_TIMEOUT_SECONDS:
 ALERTS_RETRY_FIRST_SECONDS = config.integer("ALERTS_RETRY_FIRST_SECONDS", 5, minimum=1, maximum=3600)
 ALERTS_RETRY_MAX_SECONDS = config.integer("ALERTS_RETRY_MAX_SECONDS", 600, minimum=ALERTS_RETRY_FIRST_SECONDS)
 CELERY_BEAT_SCHEDULE["alerts-tick"] = {"task": "apps.alerts.tasks.alerts_tick", "schedule": float(ALERTS_TICK_SECONDS)}
+# Metric alert rules (apps.metrics.rules) are evaluated this often; a rule's `for` counts in these steps.
+ALERTS_EVAL_INTERVAL_SECONDS = config.integer("ALERTS_EVAL_INTERVAL_SECONDS", 15, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["metrics-rules"] = {
+    "task": "apps.metrics.rule_tasks.metrics_rules_task",
+    "schedule": float(ALERTS_EVAL_INTERVAL_SECONDS),
+}
 
 # Without EMAIL_HOST, mail is written to the log instead of sent.
 EMAIL_HOST = config.string("EMAIL_HOST")

@@ -42,7 +42,8 @@ def audit_seals_inline():
     """
     from django.test import override_settings
 
-    with override_settings(AUDIT_SEAL_IN_BACKGROUND=False):
+    # Nor does any process start its metrics reporter thread: tests/metrics run reporters themselves.
+    with override_settings(AUDIT_SEAL_IN_BACKGROUND=False, METRICS_REPORT_IN_BACKGROUND=False):
         yield
 
 

@@ -10,8 +10,10 @@ class AlertsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.alerts import checks, routing  # noqa: F401 - checks register on import
+        from apps.alerts import prometheus as alert_families
         from apps.alerts.models import EscalationPolicy, EscalationStep, NotificationChannel, Route, Silence
         from apps.audit import registry
+        from apps.core import prometheus
 
         # Who changed where notifications go, and who silenced what. (Alerts themselves
         # are not: their timeline records every transition, and acknowledgements and
@@ -27,6 +29,8 @@ class AlertsConfig(AppConfig):
         for model in (Route, Silence):
             for signal in (post_save, post_delete):
                 signal.connect(routing.changed, sender=model, dispatch_uid=f"opsportal_alerts_{model.__name__}_stamp")
+        # Alerts firing, by severity, on /metrics.
+        prometheus.register(*alert_families.FAMILIES)
 
 
 def _silence_saved(sender: type, instance: object, raw: bool = False, **kwargs: object) -> None:

@@ -15,6 +15,8 @@ class AuditConfig(AppConfig):
         from django.contrib.auth.models import Group, User
 
         from apps.audit import capture, checks, receivers, registry, sessions  # noqa: F401 - receivers register on import
+        from apps.audit import prometheus as audit_families
+        from apps.core import prometheus
 
         registry.register(
             User,
@@ -31,6 +33,7 @@ class AuditConfig(AppConfig):
         post_migrate.connect(_install_triggers, dispatch_uid="opsportal_audit_triggers")
         request_finished.connect(capture.seal_pending, dispatch_uid="opsportal_audit_seal_request")
         task_postrun.connect(capture.seal_pending, dispatch_uid="opsportal_audit_seal_task", weak=False)
+        prometheus.register(*audit_families.FAMILIES)  # events recorded, on /metrics
 
 
 def _install_triggers(sender: AppConfig, using: str = "default", **kwargs: object) -> None:

@@ -35,6 +35,7 @@ TICK_SECONDS = 1.0  # access re-checks, stalled clients, liveness of the layer
 REJOIN_SECONDS = 60.0  # group memberships expire (group_expiry): renewed well before
 BACKOFF = (0.1, 0.2, 0.5, 1.0)  # seconds between reconnection attempts; the last repeats
 BRPOP_SECONDS = 2
+CLOSE_LAYER_SECONDS = 2
 MARKER = "opsportal:broadcast:hub:{channel}"  # gone from Redis = Redis lost its state (restarted, flushed)
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_ALLOWED = 4403
@@ -365,8 +366,9 @@ async def _discard(layer: Any, topic: str, channel: str) -> None:
 
 
 async def _close(layer: Any) -> None:
+    """Close a lost layer's connections; bounded, as a layer that lost its server must not hold up the next."""
     with contextlib.suppress(Exception):
-        await layer.close_pools()
+        await asyncio.wait_for(layer.close_pools(), CLOSE_LAYER_SECONDS)
 
 
 _background: set[asyncio.Task] = set()  # tasks must be referenced until done

@@ -136,3 +136,35 @@ class MetricRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProcessReport(models.Model):
+    """What one portal process (web or worker) measured of itself, written by its reporter every interval.
+
+    A table rather than the cache: it is shared by every process in both run modes
+    (the embedded mode's cache is per process, so `manage.py metrics collect` could
+    not see runportal's traffic), and the collector can consume a report and mark it
+    consumed in the transaction that stores the samples, so no request is counted
+    twice nor lost when two collections overlap. One row per process: an UPDATE per
+    process per interval; and one row of role "claim", the collector's tick claim
+    (apps.metrics.reports.claim_tick).
+    """
+
+    key = models.CharField(max_length=100, unique=True, help_text="host:pid:start, unique per process life.")
+    role = models.CharField(max_length=20, help_text="web or worker: the series' process label.")
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    at = models.DateTimeField(help_text="When the reporter last wrote.")
+    # Cumulative since the process started: counters, request counts, latency histograms; gauges.
+    payload = models.JSONField(default=dict)
+    # The payload as the collector last consumed it, and when it had been reported: the next
+    # collection's rates are (payload - consumed) / (at - consumed_at).
+    consumed = models.JSONField(default=dict)
+    consumed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        # The collector reads the live reports; the same index finds the silent ones to delete.
+        indexes = [models.Index(fields=["at"], name="metrics_report_at")]
+
+    def __str__(self) -> str:
+        return f"{self.role}-{self.pid} ({self.key})"

@@ -67,6 +67,9 @@ class Command(BaseCommand):
                 host=options["host"],
                 port=options["port"],
                 ws="websockets-sansio",
+                # Dashboard frames are small and go to many sockets: compressing each one once per
+                # socket would cost more CPU than the whole fan-out (they are serialised once).
+                ws_per_message_deflate=False,
                 lifespan="off",
                 log_config=None,  # logging is Django's LOGGING
                 access_log=False,  # django-structlog logs every request with its context
