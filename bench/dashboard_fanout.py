@@ -145,16 +145,22 @@ def verdicts(results: dict[str, dict]) -> dict[str, Any]:
 def print_tables(results: dict[str, dict], args: argparse.Namespace) -> None:
     print(f"Fan-out: {args.rate:g} frames/s, {args.seconds:g} s measured after {args.warmup:g} s,"
           f" {args.client_processes} client processes")  # fmt: skip
-    head = ("p50 ms", "p99 ms", "max ms", "delivery", "silent", "µs/deliv", "srv CPU", "RSS MiB", "clients CPU")
+    # "1st p50": the first socket's latency of each frame (the way to the fan-out); "x base": CPU per delivery
+    # over the baseline's; "srv CPU" and "clients CPU" in cores.
+    head = ("p50 ms", "p99 ms", "max ms", "1st p50", "delivery", "silent", "µs/deliv", "x base", "srv CPU",
+            "RSS MiB", "clients CPU")  # fmt: skip
     print(f"  {'clients':>7} {'server':<9}" + "".join(f"{name:>12}" for name in head))
+    baseline = results.get("baseline", {"steady": {}})["steady"]
     for count in sorted(args.clients):
         for kind, result in results.items():
             row = result["steady"].get(count)
             if row:
-                cells = (row["p50_ms"], row["p99_ms"], row["max_ms"], row["delivery"], row["silent_losses"],
-                         row["server_cpu_us_per_delivery"], row["server_cpu_share"], row["rss_max_mib"],
-                         row["client_cpu_share"])  # fmt: skip
-                formats = (".1f", ".1f", ".1f", ".4f", "", ".1f", ".2f", ".1f", ".2f")
+                over = row["server_cpu_us_per_delivery"] / baseline[count]["server_cpu_us_per_delivery"] if (
+                    count in baseline) else float("nan")  # fmt: skip
+                cells = (row["p50_ms"], row["p99_ms"], row["max_ms"], row["first_socket_p50_ms"], row["delivery"],
+                         row["silent_losses"], row["server_cpu_us_per_delivery"], over, row["server_cpu_share"],
+                         row["rss_max_mib"], row["client_cpu_share"])  # fmt: skip
+                formats = (".1f", ".1f", ".1f", ".1f", ".4f", "", ".1f", ".2f", ".2f", ".1f", ".2f")
                 print(
                     f"  {count:>7} {kind:<9}"
                     + "".join(f"{cell:>12{spec}}" for cell, spec in zip(cells, formats, strict=True))
@@ -165,7 +171,8 @@ def print_tables(results: dict[str, dict], args: argparse.Namespace) -> None:
             print(f"  burst, {kind}: {b['received']}/{b['expected']} frames, {b['missing']} missed, of which"
                   f" {b['covered_by_snapshot']} covered by a snapshot, silent losses {b['silent_losses']},"
                   f" gaps {b['gaps']}, resync snapshots {b['resync_snapshots']}, closed {b['closed']},"
-                  f" p99 {b['p99_ms']:.0f} ms, max {b['max_ms']:.0f} ms")  # fmt: skip
+                  f" p99 {b['p99_ms']:.0f} ms, max {b['max_ms']:.0f} ms,"
+                  f" server CPU {b['server_cpu_us_per_delivery_settled']:.1f} µs/delivery")  # fmt: skip
         if "stall" in result:
             s = result["stall"]
             print(f"  stall, {kind}: others' p99 {s['with_stalled']['p99_ms']:.1f} ms against"

@@ -271,6 +271,7 @@ class Phase:
     warmup: int
     frames: int
     server_cpu: float  # seconds, from the first measured frame's publication to the last's
+    server_cpu_settled: float  # seconds, from the first measured frame's publication until the sockets settled
     seconds: float
     client_cpu: float  # seconds of the client processes together, over the whole phase
     client_wall: float
@@ -299,17 +300,18 @@ def run_phase(server: Server, clients: ClientPool, sampler: Sampler, *, rate: fl
         publisher.stdin.write("go\n")
         publisher.stdin.flush()
         _expect(publisher, "measuring")
-        cpu, measured_from = server.cpu_seconds(), time.monotonic()
+        cpu_at_first, measured_from = server.cpu_seconds(), time.monotonic()
         _expect(publisher, "done")
-        cpu, seconds = server.cpu_seconds() - cpu, time.monotonic() - measured_from
+        cpu, seconds = server.cpu_seconds() - cpu_at_first, time.monotonic() - measured_from
         publisher.wait(30)
         clients.settle(drain)
+        settled = server.cpu_seconds() - cpu_at_first
     finally:
         if publisher.poll() is None:
             publisher.kill()
     sockets, client_cpu, client_wall = clients.report()
     rss = sampler.between(began, time.monotonic())
-    return Phase(sockets, warmup, frames, cpu, seconds, client_cpu, client_wall, rss)
+    return Phase(sockets, warmup, frames, cpu, settled, seconds, client_cpu, client_wall, rss)
 
 
 def _expect(publisher: subprocess.Popen, word: str) -> None:
@@ -388,6 +390,8 @@ def analyse(phase: Phase) -> dict[str, Any]:
         "first_socket_p50_ms": 1000 * _quantile(upstream, 0.50),
         "first_socket_p99_ms": 1000 * _quantile(upstream, 0.99),
         "server_cpu_us_per_delivery": 1e6 * phase.server_cpu / received if received else float("nan"),
+        # A burst is published in milliseconds and delivered over seconds: its cost is counted until the end.
+        "server_cpu_us_per_delivery_settled": 1e6 * phase.server_cpu_settled / received if received else float("nan"),
         "server_cpu_share": phase.server_cpu / phase.seconds if phase.seconds else 0.0,
         "client_cpu_share": phase.client_cpu / phase.client_wall if phase.client_wall else 0.0,
         "rss_max_mib": max((rss for _, rss in phase.rss), default=float("nan")),
