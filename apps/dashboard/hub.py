@@ -26,7 +26,8 @@ from django.conf import settings
 
 from apps.core import broadcast
 from apps.dashboard import access, snapshots
-from apps.dashboard.connection import Connection, Send
+from apps.dashboard.connection import Connection, Send, stats
+from apps.metrics import reporting
 
 logger = structlog.get_logger(__name__)
 
@@ -87,7 +88,7 @@ class Hub:
         new = topics - connection.topics
         connection.topics |= new
         for topic in sorted(new):
-            if topic not in self.joins or (self.joins[topic].done() and self.joins[topic].exception()):
+            if topic not in self.joins or _failed(self.joins[topic]):
                 self.joins[topic] = asyncio.ensure_future(self._join(topic))
         for topic in sorted(new):
             with contextlib.suppress(Exception):  # logged by _join; the reconnection joins again
@@ -202,6 +203,9 @@ class Hub:
         except Exception:
             await _close(layer)
             raise
+        if self.channel and self.channel != channel:  # the old channel would get every frame until it expires
+            for topic in list(self.joins):
+                await _discard(layer, topic, self.channel)
         self.layer, self.channel = layer, channel
         self.early.clear()
         for timer in self.early_timers.values():
@@ -269,6 +273,7 @@ class Hub:
             now = time.monotonic()
             try:
                 await self._check_layer(rejoin=now - rejoined >= REJOIN_SECONDS)
+                self._retry_failed_joins()
                 if now - rejoined >= REJOIN_SECONDS:
                     rejoined = now
                 if now - heartbeat >= settings.DASHBOARD_HEARTBEAT_SECONDS:
@@ -281,6 +286,13 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("dashboard_tick_failed")
+
+    def _retry_failed_joins(self) -> None:
+        """A group_add that failed while the layer itself went on working must not leave a topic deaf."""
+        if self.connected.is_set():
+            for topic, join in list(self.joins.items()):
+                if _failed(join):
+                    self.joins[topic] = asyncio.ensure_future(self._join(topic))
 
     async def _check_layer(self, *, rejoin: bool) -> None:
         """A layer that lost its state without an error on our connection (a quick Redis restart) is rebuilt."""
@@ -360,6 +372,10 @@ class Hub:
         broadcast.receive_in(None)
 
 
+def _failed(join: asyncio.Future) -> bool:
+    return join.done() and (join.cancelled() or join.exception() is not None)
+
+
 async def _discard(layer: Any, topic: str, channel: str) -> None:
     with contextlib.suppress(Exception):
         await layer.group_discard(broadcast.group_name(topic), channel)
@@ -381,4 +397,16 @@ def hub() -> Hub:
     loop = asyncio.get_running_loop()
     if _hub is None or _hub.loop is not loop:
         _hub = Hub(loop)
+        _report()
     return _hub
+
+
+def _report() -> None:
+    """The hub's counters in this process's metrics report (the collector sums them over the processes).
+
+    Registered when a process first serves a dashboard socket, not in AppConfig.ready(): a
+    registration starts the reporter thread, which commands like `migrate` must not start.
+    """
+    reporting.register("dashboard.clients", lambda: stats.clients, kind="gauge")
+    reporting.register("dashboard.frames.sent", lambda: stats.sent, kind="counter")
+    reporting.register("dashboard.frames.dropped", lambda: stats.dropped, kind="counter")

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, Permission
 from apps.alerts.services import alert_fire
 from apps.audit.services import record
 from apps.core import broadcast
+from apps.metrics.reporting import Reporter
 from tests.dashboard.conftest import open_socket, publish, session_cookie, subscribed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,3 +122,15 @@ async def test_heartbeats_arrive_on_a_quiet_socket(admin_socket, settings):
     frame = await admin_socket.receive_json_from(timeout=3)
 
     assert frame["type"] == "heartbeat" and isinstance(frame["ts"], float)
+
+
+async def test_the_hub_reports_its_clients_and_frames_to_the_metrics(admin_socket):
+    await subscribed(admin_socket, "metrics")
+    await publish("metrics", "sample", {"at": 1, "values": {}})
+    await admin_socket.receive_json_from()
+
+    payload = Reporter(role="web").payload()
+
+    assert payload["gauges"]["dashboard.clients"] >= 1
+    assert payload["counters"]["dashboard.frames.sent"] >= 3  # subscribed, snapshot, sample
+    assert "dashboard.frames.dropped" in payload["counters"]
