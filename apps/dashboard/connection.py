@@ -13,7 +13,7 @@ DASHBOARD_STALL_SECONDS is closed (the hub checks every second).
 import asyncio
 import collections
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -37,7 +37,13 @@ stats = Stats()
 
 
 class Connection:
-    """A socket's queue and writer; push() is the per-frame hot path: no task, no encoding, no await."""
+    """A socket's queue and writer; push() is the per-frame hot path: no task, no encoding.
+
+    While the socket keeps up, push() runs the ASGI send at once: uvicorn's send
+    completes without suspending when the transport is writable, so a frame costs
+    no task switch. Only a send that has to wait (flow control) is handed to the
+    writer task, which then also drains what queued meanwhile, in order.
+    """
 
     def __init__(self, send: Send, *, user_id: int, session_key: str, allowed: frozenset[str], limit: int) -> None:
         self.send = send
@@ -47,18 +53,33 @@ class Connection:
         self.topics: set[str] = set()
         self.queue: collections.deque[str] = collections.deque(maxlen=limit)
         self.dropped = 0
-        self.busy_since: float | None = None  # when the send under way started
+        self.busy_since: float | None = None  # when the send under way started waiting
         self.closed = False
+        self._busy = False  # the writer task owns the socket's output: frames queue behind it
+        self._suspended: tuple[Coroutine[Any, Any, None], Any] | None = None  # a send waiting for the client
         self._wakeup = asyncio.Event()
         self._writer = asyncio.ensure_future(self._write())
         stats.clients += 1
 
     def push(self, text: str) -> None:
-        """Queue a serialised frame; a full queue forgets its oldest frame (a slow client skips ahead)."""
-        if len(self.queue) == self.queue.maxlen:
-            self.dropped += 1
-            stats.dropped += 1
-        self.queue.append(text)
+        """Send a serialised frame now, or queue it; a full queue forgets its oldest frame (a slow client skips)."""
+        if self._busy:
+            queue = self.queue
+            if len(queue) == queue.maxlen:
+                self.dropped += 1
+                stats.dropped += 1
+            queue.append(text)
+            return
+        sending = self.send({"type": "websocket.send", "text": text})
+        try:
+            waits_for = sending.send(None)
+        except StopIteration:
+            stats.sent += 1
+            return
+        except Exception:  # the client went away: the consumer's disconnect cleans up
+            self._busy = True
+            return
+        self._busy, self._suspended, self.busy_since = True, (sending, waits_for), time.monotonic()
         self._wakeup.set()
 
     def stalled_for(self, now: float) -> float:
@@ -71,11 +92,17 @@ class Connection:
             while True:
                 await wakeup.wait()
                 wakeup.clear()
+                if self._suspended is not None:
+                    sending, waits_for = self._suspended
+                    self._suspended = None
+                    await _finish(sending, waits_for)
+                    stats.sent += 1
                 while queue:
                     self.busy_since = time.monotonic()
                     await send({"type": "websocket.send", "text": queue.popleft()})
                     stats.sent += 1
                 self.busy_since = None
+                self._busy = False
         except asyncio.CancelledError:
             raise
         except Exception:  # the client went away (ClientDisconnected, OSError): the consumer's disconnect cleans up
@@ -99,8 +126,35 @@ class Connection:
         if not self.closed:
             self.closed = True
             stats.clients -= 1
+        self._busy = True  # nothing is sent any more
         self._writer.cancel()
+        if self._suspended is not None:
+            self._suspended[0].close()  # never resumed: let it clean up (it wrote nothing yet)
+            self._suspended = None
         self.queue.clear()
+
+
+async def _finish(sending: Coroutine[Any, Any, None], waits_for: Any) -> None:
+    """Drive a send that push() started and that suspended, to its end, as a task would have.
+
+    What a coroutine yields is the future it waits for (None for a bare yield,
+    as asyncio.sleep(0) does); a Task clears the future's blocking flag before
+    waiting for it, so this does too.
+    """
+    while True:
+        try:
+            if waits_for is None:
+                await asyncio.sleep(0)
+            else:
+                waits_for._asyncio_future_blocking = False
+                await waits_for
+        except BaseException as exc:  # cancelled (the socket is closing) or failed: the send sees it too
+            waits_for = sending.throw(exc)
+            continue
+        try:
+            waits_for = sending.send(None)
+        except StopIteration:
+            return
 
 
 def keep_raw_send(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.dashboard import access
+from apps.dashboard.connection import Connection
 from apps.dashboard.hub import CLOSE_NOT_ALLOWED, CLOSE_NOT_LOGGED_IN, encode, hub
 
 __all__ = ["CLOSE_NOT_ALLOWED", "CLOSE_NOT_LOGGED_IN", "DashboardConsumer"]
@@ -23,7 +24,7 @@ MAX_ID = 128  # characters of a ping's id echoed back
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = "opsportal.no-layer"  # not configured, so Channels gives the socket no layer channel
 
-    connection = None
+    connection: Connection | None = None  # this socket in the hub, once accepted
 
     async def connect(self) -> None:
         user = self.scope.get("user")

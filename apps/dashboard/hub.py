@@ -154,7 +154,9 @@ class Hub:
         """Deliver frames in seq order: an early one waits (REORDER_SECONDS at most) for those before it."""
         seq, last = frame["seq"], self.last_seq.get(topic, 0)
         early = self.early[topic]
-        if seq == last + 1 or last == 0 or seq < last - 1_000_000:  # next; nothing seen yet; a counter restarted
+        # The next one; or nothing seen yet; or far below the last (a counter that started again must
+        # not leave the topic deaf for good).
+        if seq == last + 1 or last == 0 or seq < last - 1_000_000:
             self._deliver(topic, frame)
             while self.last_seq[topic] + 1 in early:
                 self._deliver(topic, early.pop(self.last_seq[topic] + 1))
@@ -247,8 +249,8 @@ class Hub:
 
     def _resync_everyone(self) -> None:
         """Frames were lost while the layer was away: every socket gets a fresh snapshot of its topics."""
-        for topic, connections in self.subscribers.items():
-            for connection in list(connections):
+        for topic in list(self.joins):
+            for connection in [*self.subscribers[topic], *self.holding[topic]]:
                 self.resync(connection, topic)
 
     async def _mark(self, layer: Any, channel: str) -> None:
