@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -142,24 +143,37 @@ class Hub:
 
     # ---------------------------------------------------------------- frames
 
-    def _deliver(self, topic: str, frame: dict[str, Any]) -> None:
-        self.last_seq[topic] = frame["seq"]
-        text = encode(frame)
-        for connection in self.subscribers[topic]:
-            connection.push(text)
-        for frames in self.holding[topic].values():
-            frames.append(text)
+    def _arrived(self, topic: str, frames: list[dict[str, Any]]) -> None:
+        """A layer message's frames: those now in seq order go out together."""
+        ready: list[dict[str, Any]] = []
+        for frame in frames:
+            self._accept(topic, frame, ready)
+        self._deliver(topic, ready)
 
-    def _accept(self, topic: str, frame: dict[str, Any]) -> None:
-        """Deliver frames in seq order: an early one waits (REORDER_SECONDS at most) for those before it."""
+    def _deliver(self, topic: str, frames: list[dict[str, Any]]) -> None:
+        """Serialise each frame once; write a socket's frames one after the other (one system call, not one each)."""
+        if not frames:
+            return
+        texts = [encode(frame) for frame in frames]
+        for connection in self.subscribers[topic]:
+            for text in texts:
+                connection.push(text)
+        for held in self.holding[topic].values():
+            held.extend(texts)
+
+    def _accept(self, topic: str, frame: dict[str, Any], ready: list[dict[str, Any]]) -> None:
+        """Put frames in seq order into ready: an early one waits (REORDER_SECONDS at most) for those before it."""
         seq, last = frame["seq"], self.last_seq.get(topic, 0)
         early = self.early[topic]
         # The next one; or nothing seen yet; or far below the last (a counter that started again must
         # not leave the topic deaf for good).
         if seq == last + 1 or last == 0 or seq < last - 1_000_000:
-            self._deliver(topic, frame)
-            while self.last_seq[topic] + 1 in early:
-                self._deliver(topic, early.pop(self.last_seq[topic] + 1))
+            self.last_seq[topic] = seq
+            ready.append(frame)
+            while seq + 1 in early:
+                seq += 1
+                self.last_seq[topic] = seq
+                ready.append(early.pop(seq))
             if not early and topic in self.early_timers:
                 self.early_timers.pop(topic).cancel()
         elif seq > last:
@@ -172,8 +186,9 @@ class Hub:
         """The missing frames did not come: deliver the early ones with the gap (clients resync)."""
         self.early_timers.pop(topic, None)
         early = self.early.pop(topic, {})
-        for seq in sorted(early):
-            self._deliver(topic, early[seq])
+        if early:
+            self.last_seq[topic] = max(early)
+            self._deliver(topic, [early[seq] for seq in sorted(early)])
 
     # ---------------------------------------------------------------- the layer
 
@@ -238,8 +253,7 @@ class Hub:
                 logger.warning("dashboard_layer_lost", exc_info=True)
                 await self._lose_layer()
                 continue
-            for frame in message.get("frames", ()):
-                self._accept(message["topic"], frame)
+            self._arrived(message["topic"], message.get("frames", []))
 
     async def _lose_layer(self) -> None:
         self.connected.clear()
@@ -281,7 +295,7 @@ class Hub:
                 if now - heartbeat >= settings.DASHBOARD_HEARTBEAT_SECONDS:
                     heartbeat = now
                     self._broadcast_control({"type": "heartbeat", "ts": time.time()})
-                await self._close_stalled(now)
+                self._close_stalled(now)
                 await self._check_access()
                 self._leave_unused()
             except asyncio.CancelledError:
@@ -321,11 +335,11 @@ class Hub:
         for connection in self.connections:
             connection.push(text)
 
-    async def _close_stalled(self, now: float) -> None:
+    def _close_stalled(self, now: float) -> None:
         limit = settings.DASHBOARD_STALL_SECONDS
         for connection in [c for c in self.connections if c.stalled_for(now) > limit]:
             logger.info("dashboard_client_stalled", user_id=connection.user_id, dropped=connection.dropped)
-            await self._close(connection, CLOSE_TOO_SLOW)
+            self._close(connection, CLOSE_TOO_SLOW)
 
     async def _check_access(self) -> None:
         """One batch for every socket: closed when its session or user is gone, topics dropped when not allowed."""
@@ -336,9 +350,9 @@ class Hub:
         allowed, alive = await database_sync_to_async(access.current)(users, sessions)
         for connection in list(self.connections):
             if connection.session_key not in alive:
-                await self._close(connection, CLOSE_NOT_LOGGED_IN)
+                self._close(connection, CLOSE_NOT_LOGGED_IN)
             elif connection.user_id not in allowed:
-                await self._close(connection, CLOSE_NOT_ALLOWED)
+                self._close(connection, CLOSE_NOT_ALLOWED)
             elif allowed[connection.user_id] != connection.allowed:
                 connection.allowed = allowed[connection.user_id]
                 lost = connection.topics - connection.allowed
@@ -347,9 +361,10 @@ class Hub:
                     connection.push(encode({"type": "subscribed", "topics": sorted(connection.topics),
                                             "denied": sorted(lost)}))  # fmt: skip
 
-    async def _close(self, connection: Connection, code: int) -> None:
+    def _close(self, connection: Connection, code: int) -> None:
+        """Out of the hub at once; the close frame in a task of its own (a stalled client's takes up to 1 s)."""
         self._forget(connection)
-        await connection.close(code)
+        _in_background(connection.close(code))
 
     def _leave_unused(self) -> None:
         """Leave the groups of topics nobody here reads any more (the layer stops sending them here)."""
@@ -358,9 +373,7 @@ class Hub:
             self.joins.pop(topic)
             self.last_seq.pop(topic, None)
             if self.connected.is_set():
-                task = asyncio.ensure_future(_discard(self.layer, topic, self.channel))
-                _background.add(task)
-                task.add_done_callback(_background.discard)
+                _in_background(_discard(self.layer, topic, self.channel))
 
     async def stop(self) -> None:
         """Cancel the hub's tasks and close every socket's writer (tests; a server's loop just ends)."""
@@ -372,6 +385,12 @@ class Hub:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._lose_layer()
         broadcast.receive_in(None)
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    _background.add(task)  # tasks must be referenced until done
+    task.add_done_callback(_background.discard)
 
 
 def _failed(join: asyncio.Future) -> bool:
@@ -389,7 +408,7 @@ async def _close(layer: Any) -> None:
         await asyncio.wait_for(layer.close_pools(), CLOSE_LAYER_SECONDS)
 
 
-_background: set[asyncio.Task] = set()  # tasks must be referenced until done
+_background: set[asyncio.Task] = set()
 _hub: Hub | None = None
 
 

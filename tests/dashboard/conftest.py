@@ -1,6 +1,8 @@
 """Dashboard sockets through channels' WebsocketCommunicator against the real ASGI application."""
 
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -28,16 +30,34 @@ async def open_socket(cookie: tuple[bytes, bytes]) -> WebsocketCommunicator:
 
 
 async def subscribed(communicator: WebsocketCommunicator, *topics: str) -> dict[str, dict]:
-    """Subscribe; return the snapshots by topic (after the "subscribed" answer)."""
+    """Subscribe; return the snapshots by topic (live frames of a topic already snapshotted may come between)."""
     await communicator.send_json_to({"type": "subscribe", "topics": list(topics)})
     answer = await communicator.receive_json_from()
     assert answer["type"] == "subscribed", answer
     snapshots = {}
-    for _ in answer["topics"]:
-        frame = await communicator.receive_json_from(timeout=5)
-        assert frame["type"] == "snapshot", frame
+    while len(snapshots) < len(answer["topics"]):
+        frame = await next_frame(communicator, type="snapshot")
         snapshots[frame["topic"]] = frame
     return snapshots
+
+
+async def next_frame(communicator: WebsocketCommunicator, timeout: float = 5, **fields: Any) -> dict:
+    """The next frame with these fields, "tag" meaning data["tag"]: with channels-redis, the tests of other
+    processes publish on the same topics, and their frames are skipped."""
+    tag = fields.pop("tag", None)
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await communicator.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
+        if all(frame.get(k) == v for k, v in fields.items()) and (tag is None or frame["data"].get("tag") == tag):
+            return frame
+
+
+async def frames_within(communicator: WebsocketCommunicator, seconds: float) -> list[dict]:
+    """Every frame that arrives within the next seconds."""
+    frames = []
+    while not await communicator.receive_nothing(seconds):
+        frames.append(await communicator.receive_json_from())
+    return frames
 
 
 async def publish(topic: str, type: str, data: dict) -> None:

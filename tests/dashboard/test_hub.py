@@ -64,7 +64,18 @@ async def test_frames_that_arrive_out_of_order_are_delivered_in_seq_order():
     await subscriber(client)
 
     for seq in (12, 13, 11, 14):
-        hub()._accept("metrics", frame(seq))
+        hub()._arrived("metrics", [frame(seq)])
+    await asyncio.sleep(0.01)
+
+    assert [f["seq"] for f in client.frames()] == [11, 12, 13, 14]
+
+
+async def test_the_frames_of_one_message_go_out_in_seq_order_too():
+    client = Client()
+    client.reading.set()
+    await subscriber(client)
+
+    hub()._arrived("metrics", [frame(12), frame(11), frame(14), frame(13)])
     await asyncio.sleep(0.01)
 
     assert [f["seq"] for f in client.frames()] == [11, 12, 13, 14]
@@ -75,12 +86,12 @@ async def test_a_missing_frame_is_waited_for_briefly_then_skipped():
     client.reading.set()
     await subscriber(client)
 
-    hub()._accept("metrics", frame(13))
+    hub()._arrived("metrics", [frame(13)])
     await asyncio.sleep(REORDER_SECONDS / 2)
     assert client.frames() == []
     await asyncio.sleep(REORDER_SECONDS)
-    hub()._accept("metrics", frame(11))  # too late: the clients were told of the gap (they resync)
-    hub()._accept("metrics", frame(14))
+    hub()._arrived("metrics", [frame(11)])  # too late: the clients were told of the gap (they resync)
+    hub()._arrived("metrics", [frame(14)])
     await asyncio.sleep(0.01)
 
     assert [f["seq"] for f in client.frames()] == [13, 14]
@@ -94,7 +105,7 @@ async def test_a_slow_client_skips_to_the_newest_frames_and_the_drops_are_counte
     dropped_before = connection_module.stats.dropped
 
     for seq in range(11, 31):
-        hub()._accept("metrics", frame(seq))
+        hub()._arrived("metrics", [frame(seq)])
         await asyncio.sleep(0)
     slow.reading.set()
     await asyncio.sleep(0.01)
@@ -113,7 +124,7 @@ async def test_a_stalled_client_is_closed_and_cut_off_and_the_others_go_on(setti
     await subscriber(fast)
 
     for seq in range(11, 1011):  # the stalled client's queue stays at its bound
-        hub()._accept("metrics", frame(seq))
+        hub()._arrived("metrics", [frame(seq)])
         await asyncio.sleep(0)
     assert len(stalled_connection.queue) == 4
     for _ in range(60):  # past the stall limit, the next tick, and the close frame's wait (1 s)
@@ -130,7 +141,7 @@ async def test_a_stalled_client_that_still_takes_the_close_frame_gets_4408(setti
     settings.DASHBOARD_STALL_SECONDS = 1
     stalled = Client()
     connection = await subscriber(stalled, limit=4)
-    hub()._accept("metrics", frame(11))
+    hub()._arrived("metrics", [frame(11)])
     for _ in range(30):  # stalled past the limit: a tick starts closing it
         await asyncio.sleep(0.1)
         if connection.closed:
