@@ -73,7 +73,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             self.reply_error("expected an object with a string 'type'")
         elif kind == "ping":
             ident = content.get("id")
-            self.reply({"type": "pong", "id": ident if len(encode({"id": ident})) <= MAX_ID else None})
+            self.reply({"type": "pong", "id": ident if len(encode({"id": ident}).text) <= MAX_ID else None})
         elif kind in ("subscribe", "unsubscribe"):
             topics = self.topics(content.get("topics"))
             if topics is None:

@@ -27,7 +27,7 @@ from django.conf import settings
 
 from apps.core import broadcast
 from apps.dashboard import access, snapshots
-from apps.dashboard.connection import Connection, Send, stats
+from apps.dashboard.connection import Connection, Outgoing, Send, stats
 from apps.metrics import reporting
 
 logger = structlog.get_logger(__name__)
@@ -44,8 +44,8 @@ CLOSE_NOT_ALLOWED = 4403
 CLOSE_TOO_SLOW = 4408
 
 
-def encode(frame: dict[str, Any]) -> str:
-    return orjson.dumps(frame).decode()
+def encode(frame: dict[str, Any]) -> Outgoing:
+    return Outgoing(orjson.dumps(frame).decode())
 
 
 class Hub:
@@ -55,7 +55,7 @@ class Hub:
         self.loop = loop
         self.connections: set[Connection] = set()
         self.subscribers: dict[str, set[Connection]] = defaultdict(set)
-        self.holding: dict[str, dict[Connection, list[str]]] = defaultdict(dict)  # waiting for their snapshot
+        self.holding: dict[str, dict[Connection, list[Outgoing]]] = defaultdict(dict)  # waiting for their snapshot
         self.last_seq: dict[str, int] = {}  # the last seq delivered, per topic
         self.early: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.early_timers: dict[str, asyncio.TimerHandle] = {}
