@@ -87,6 +87,14 @@ def scratch_postgres(label: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def named_postgres(name: str) -> str:
+    """The URL of the PostgreSQL database `name`, created if it does not exist (kept between runs)."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(POSTGRES_URL)._replace(path=f"/{name}"))
+
+
 def postgres_env(database_url: str, redis_db: int) -> dict[str, str]:
     """What switches a portal process to PostgreSQL and Redis (production mode needs SECRET_KEY)."""
     return {"DATABASE_URL": database_url, "REDIS_URL": f"{REDIS_URL}/{redis_db}", "SECRET_KEY": "b" * 60}

@@ -2,7 +2,7 @@
 
 Servers, one after the other in the same run:
 
-- portal: `manage.py runportal --no-worker` in production mode (PostgreSQL m7e,
+- portal: `manage.py runportal --no-worker` in production mode (PostgreSQL opsportal_bench_fanout,
   channels-redis on Redis database 5, uvicorn with websockets-sansio), clients
   logged in as a staff user with metrics.view_series (a session made with
   SessionStore, sent as the sessionid cookie with the server's Origin);

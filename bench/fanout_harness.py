@@ -25,11 +25,11 @@ import psutil
 import redis
 
 from bench import ws_client
-from bench.common import django_json, migrate, runportal
+from bench.common import django_json, migrate, named_postgres, runportal
 from tests.services import ROOT, Process, free_port, subprocess_env
 
-DATABASE_URL = "postgres://postgres@127.0.0.1:5432/m7e"  # the bench helper's database (contract-7.md)
-REDIS_URL = "redis://127.0.0.1:6379/5"  # and its Redis database
+DATABASE = "opsportal_bench_fanout"  # created if missing, kept between runs
+REDIS_URL = "redis://127.0.0.1:6379/5"  # emptied before each server starts
 SECRET_KEY = "bench-fanout-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123"
 PATH = "/ws/dashboard/"
 STAFF = """
@@ -51,9 +51,9 @@ print(json.dumps(session.session_key))
 
 
 def environment(folder: Path) -> dict[str, str]:
-    """Production mode on the bench helper's PostgreSQL and Redis databases, warnings only, logs to a file."""
+    """Production mode on the benchmark's own PostgreSQL and Redis databases, warnings only, logs to a file."""
     return subprocess_env(
-        DATABASE_URL=DATABASE_URL,
+        DATABASE_URL=named_postgres(DATABASE),
         REDIS_URL=REDIS_URL,
         SECRET_KEY=SECRET_KEY,
         LOG_LEVEL="WARNING",

@@ -1,10 +1,10 @@
 """The chart query over a year of stored metrics: series_range() for each range the dashboard offers, and 1 y.
 
-Steps, on the PostgreSQL database named by --database-url (default: the pages helper's
-m7d; its metrics tables are emptied first and after):
+Steps, on the PostgreSQL database named by --database-url (default: opsportal_bench_chart,
+created if missing; its metrics tables are emptied first and after):
 
 1. seed, with INSERT ... SELECT over generate_series: --series series, each with hourly
-   rollups for 365 days, 1-minute rollups for 30 days and raw samples every 5 s for
+   and daily rollups for 365 days, 1-minute rollups for 30 days and raw samples every 5 s for
    24 hours (the default retentions at MONITORING_INTERVAL_SECONDS=5), then VACUUM ANALYZE
    (what autovacuum has long done to a year of rows);
 2. in `manage.py shell -c`: for each range (15m, 1h, 24h, 7d, 30d, 1y) one untimed
@@ -28,11 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as 
 
 import psycopg
 
-from bench.common import django_json, machine, migrate, progress
+from bench.common import django_json, machine, migrate, named_postgres, progress
 from tests.services import ROOT, subprocess_env
 
 GOAL_MS = 100
-DATABASE_URL = "postgres://postgres@127.0.0.1:5432/m7d"
 NAMES = [
     "system.cpu.percent",
     "system.memory.percent",
@@ -54,6 +53,10 @@ SEED = [
         SELECT s.id, 3600, t, 720, 720 * ({WAVE}), ({WAVE}) - 5, ({WAVE}) + 5, {WAVE}
         FROM metrics_series s, generate_series(date_trunc('hour', now()) - interval '365 days',
                                                date_trunc('hour', now()), interval '1 hour') t""",
+    f"""INSERT INTO metrics_rollup (series_id, resolution, start, count, total, minimum, maximum, last)
+        SELECT s.id, 86400, t, 17280, 17280 * ({WAVE}), ({WAVE}) - 40, ({WAVE}) + 40, {WAVE}
+        FROM metrics_series s, generate_series(date_trunc('day', now()) - interval '365 days',
+                                               date_trunc('day', now()), interval '1 day') t""",
     f"""INSERT INTO metrics_rollup (series_id, resolution, start, count, total, minimum, maximum, last)
         SELECT s.id, 60, t, 12, 12 * ({WAVE}), ({WAVE}) - 2, ({WAVE}) + 2, {WAVE}
         FROM metrics_series s, generate_series(date_trunc('minute', now()) - interval '30 days',
@@ -136,10 +139,11 @@ def empty(database_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DATABASE_URL, help=f"PostgreSQL to use (default {DATABASE_URL})")
+    parser.add_argument("--database-url", help="PostgreSQL to use (default: opsportal_bench_chart on 127.0.0.1)")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per range (default 20)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
     args = parser.parse_args()
+    args.database_url = args.database_url or named_postgres("opsportal_bench_chart")
     env = subprocess_env(DATABASE_URL=args.database_url, SECRET_KEY="b" * 60, LOG_LEVEL="WARNING")
     env["PYTHONPATH"] = str(ROOT)
     migrate(env)
@@ -161,7 +165,7 @@ def main() -> None:
     header = f"  {'range':<5} {'table':>7} {'step':>6} {'points':>6} {'rows':>7}"
     print(f"{header}  {'chart':>27}  {'naive':>31}  {'SELECT 1':>8}")
     for label, row in results.items():
-        table = {0: "raw", 60: "1-min", 3600: "hourly"}[row["resolution"]]
+        table = {0: "raw", 60: "1-min", 3600: "hourly", 86400: "daily"}[row["resolution"]]
         chart, naive, floor = row["chart"], row["naive"], row["select_1"]
         print(f"  {label:<5} {table:>7} {row['step']:>6} {row['points_per_series']:>6} {row['rows_read']:>7}"
               f"  {chart['min_ms']:>6.1f} {chart['median_ms']:>6.1f} {chart['p90_ms']:>6.1f} {chart['max_ms']:>6.1f}"

@@ -319,8 +319,8 @@ METRICS_TOKEN = config.string("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = config.networks("METRICS_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
 PROMETHEUS_EXPORT_MIGRATIONS = False
 MONITORING_INTERVAL_SECONDS = config.integer("MONITORING_INTERVAL_SECONDS", 5, minimum=1, maximum=3600)
-# The time series (apps.metrics): raw samples for hours, 1-minute rollups for days, 1-hour rollups for
-# days; the hourly prune task deletes what is older, in batches.
+# The time series (apps.metrics): raw samples for hours, 1-minute rollups for days, 1-hour and 1-day
+# rollups for days; the hourly prune task deletes what is older, in batches.
 METRICS_RAW_RETENTION_HOURS = config.integer("METRICS_RAW_RETENTION_HOURS", 24, minimum=1, maximum=24 * 365)
 METRICS_MINUTE_RETENTION_DAYS = config.integer("METRICS_MINUTE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 METRICS_HOUR_RETENTION_DAYS = config.integer("METRICS_HOUR_RETENTION_DAYS", 365, minimum=1, maximum=36500)

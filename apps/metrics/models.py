@@ -2,8 +2,8 @@
 
 A series is named like a Prometheus series, labels included in the name
 (`http.latency.p95{view="admin:index"}`), so one string finds it. Raw samples
-are kept for METRICS_RAW_RETENTION_HOURS; rollups of one minute and one hour
-(count, sum, min, max, last) for longer; a chart of any range reads the finest
+are kept for METRICS_RAW_RETENTION_HOURS; rollups of one minute, one hour and
+one day (count, sum, min, max, last) for longer; a chart of any range reads the finest
 table that still covers it, so it never reads more than a few thousand rows.
 """
 
@@ -51,11 +51,12 @@ class Sample(models.Model):
 
 
 class Rollup(models.Model):
-    """count/sum/min/max/last of a series' samples over one minute or one hour."""
+    """count/sum/min/max/last of a series' samples over one minute, one hour or one day (UTC)."""
 
     class Resolution(models.IntegerChoices):
         MINUTE = 60, "1 minute"
         HOUR = 3600, "1 hour"
+        DAY = 86400, "1 day"  # kept as long as the hourly ones: a year's chart reads 365 rows a series, not 8,760
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="rollups")
     resolution = models.PositiveIntegerField(choices=Resolution.choices)

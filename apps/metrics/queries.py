@@ -30,6 +30,7 @@ def latest_values(names: list[str] | None = None) -> dict[str, Any]:
 MAX_POINTS = 1500
 RAW_MAX_SPAN = timedelta(hours=2)
 MINUTE_MAX_SPAN = timedelta(days=2)
+HOUR_MAX_SPAN = timedelta(days=62)
 
 
 class Epoch(Func):
@@ -65,7 +66,7 @@ def series_range(names: list[str], start: datetime, end: datetime) -> dict[str, 
     """Points of the named series in [start, end) for a chart: {"resolution", "step", "series"}.
 
     Reads the finest table that covers the range (raw samples up to 2 hours, 1-minute
-    rollups up to 2 days, hourly rollups beyond) in one query, after one on the series
+    rollups up to 2 days, hourly rollups up to 62 days, daily ones beyond) in one query, after one on the series
     table for their ids. When a series would have more than MAX_POINTS rows, rows are
     grouped in the database into buckets of `step` seconds. "resolution" is the
     table's (0 = raw samples); each point is [Unix s, avg, min, max], a bucket's
@@ -74,7 +75,9 @@ def series_range(names: list[str], start: datetime, end: datetime) -> dict[str, 
     if end <= start:
         raise ValueError("the range must end after it starts")
     span = end - start
-    resolution = 0 if span <= RAW_MAX_SPAN else 60 if span <= MINUTE_MAX_SPAN else 3600
+    resolution = (
+        0 if span <= RAW_MAX_SPAN else 60 if span <= MINUTE_MAX_SPAN else 3600 if span <= HOUR_MAX_SPAN else 86400
+    )
     natural = resolution or settings.MONITORING_INTERVAL_SECONDS  # seconds between two rows of a series
     step = natural * max(1, math.ceil(span.total_seconds() / MAX_POINTS / natural))
     found: dict[str, list[list[float]]] = {name: [] for name in names}

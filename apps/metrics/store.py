@@ -101,7 +101,7 @@ def bucket_start(at: datetime, resolution: int) -> datetime:
 def prune(cutoffs: dict[str, datetime], *, dry_run: bool = False) -> dict[str, int]:
     """Delete raw samples and rollups older than their cutoffs, PRUNE_BATCH rows per statement.
 
-    cutoffs: {"raw": ..., "minute": ..., "hour": ...}. Each batch is its own
+    cutoffs: {"raw": ..., "minute": ..., "hour": ...}; daily rollups go with the hourly ones. Each batch is its own
     short transaction: a year of hourly rows is never one huge delete holding
     locks (and SQLite's write lock) for minutes. Returns the rows deleted (or
     that would be, with dry_run) per table.
@@ -110,6 +110,7 @@ def prune(cutoffs: dict[str, datetime], *, dry_run: bool = False) -> dict[str, i
         "raw": Sample.objects.filter(at__lt=cutoffs["raw"]),
         "minute": Rollup.objects.filter(resolution=Rollup.Resolution.MINUTE, start__lt=cutoffs["minute"]),
         "hour": Rollup.objects.filter(resolution=Rollup.Resolution.HOUR, start__lt=cutoffs["hour"]),
+        "day": Rollup.objects.filter(resolution=Rollup.Resolution.DAY, start__lt=cutoffs["hour"]),
     }
     if dry_run:
         return {name: rows.count() for name, rows in targets.items()}

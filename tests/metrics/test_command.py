@@ -58,7 +58,7 @@ def test_series_exits_1_when_there_is_none():
 
 def test_prune_dry_run_counts_and_prune_deletes():
     assert json.loads(run("prune", "--dry-run", "--json")[1]) == {
-        "dry_run": True, "rows": {"raw": 0, "minute": 0, "hour": 0}}  # fmt: skip
+        "dry_run": True, "rows": {"raw": 0, "minute": 0, "hour": 0, "day": 0}}  # fmt: skip
     assert run("prune")[1].startswith("deleted 0 raw samples")
 
 

@@ -11,7 +11,7 @@ from apps.metrics.queries import MAX_POINTS, series_range
 pytestmark = pytest.mark.django_db
 
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-MINUTE, HOUR = Rollup.Resolution.MINUTE, Rollup.Resolution.HOUR
+MINUTE, HOUR, DAY = Rollup.Resolution.MINUTE, Rollup.Resolution.HOUR, Rollup.Resolution.DAY
 
 
 def unix(moment: datetime) -> float:
@@ -79,17 +79,24 @@ def test_thirty_days_are_read_from_hourly_rollups(cpu):
     assert found["series"]["system.cpu.percent"] == [[unix(start), 5.0, 5.0, 5.0]]
 
 
-def test_a_year_of_hourly_rollups_is_merged_into_at_most_1500_points_weighted_by_count(cpu):
-    start = datetime(2025, 12, 1, tzinfo=UTC)
-    hours = int((END - start).total_seconds() // 3600)
+def test_a_year_is_read_from_daily_rollups(cpu):
+    start = END - timedelta(days=365)
+    Rollup.objects.bulk_create([rollup(cpu, DAY, start, [4.0, 6.0]), rollup(cpu, HOUR, start, [7.0])])
+    found = series_range(["system.cpu.percent"], start, END)
+    assert (found["resolution"], found["step"]) == (86400, 86400)
+    assert found["series"]["system.cpu.percent"] == [[unix(start), 5.0, 4.0, 6.0]]
+
+
+def test_two_days_of_minute_rollups_are_merged_into_at_most_1500_points_weighted_by_count(cpu):
+    start = END - timedelta(days=2)
     Rollup.objects.bulk_create(
-        [rollup(cpu, HOUR, start + timedelta(hours=h), [float(h % 6)] * (1 + h % 6)) for h in range(hours)]
+        [rollup(cpu, MINUTE, start + timedelta(minutes=m), [float(m % 2)] * (1 + m % 2)) for m in range(2 * 1440)]
     )
     found = series_range(["system.cpu.percent"], start, END)
     points = found["series"]["system.cpu.percent"]
-    assert found["step"] == 6 * 3600
+    assert (found["resolution"], found["step"]) == (60, 120)
     assert len(points) <= MAX_POINTS
-    assert points[0] == [unix(start), 70 / 21, 0.0, 5.0]  # (0*1 + 1*2 + ... + 5*6) / (1 + ... + 6)
+    assert points[0] == [unix(start), 2 / 3, 0.0, 1.0]  # (0 x 1 + 1 x 2) / (1 + 2)
     assert all(later[0] - earlier[0] == found["step"] for earlier, later in itertools.pairwise(points))
 
 

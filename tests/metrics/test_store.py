@@ -15,7 +15,7 @@ from tests.broadcasts import listen
 from tests.metrics.store_support import START
 
 pytestmark = pytest.mark.django_db
-MINUTE, HOUR = Rollup.Resolution.MINUTE, Rollup.Resolution.HOUR
+MINUTE, HOUR, DAY = Rollup.Resolution.MINUTE, Rollup.Resolution.HOUR, Rollup.Resolution.DAY
 
 
 def test_a_tick_stores_a_sample_of_every_series_and_their_last_values():
@@ -123,7 +123,8 @@ def make_history() -> None:
         Sample(series=series, at=now - timedelta(hours=hours), value=1) for hours in (25, 25, 25, 22, 1)
     )
     rollups = [(MINUTE, now - timedelta(days=31)), (MINUTE, now - timedelta(days=29)),
-               (HOUR, now - timedelta(days=366)), (HOUR, now - timedelta(days=364)), (HOUR, now)]  # fmt: skip
+               (HOUR, now - timedelta(days=366)), (HOUR, now - timedelta(days=364)), (HOUR, now),
+               (DAY, now - timedelta(days=366)), (DAY, now - timedelta(days=2))]  # fmt: skip
     Rollup.objects.bulk_create(
         Rollup(series=series, resolution=r, start=start, count=1, total=1, minimum=1, maximum=1, last=1)
         for r, start in rollups
@@ -135,12 +136,12 @@ def test_prune_deletes_by_age_in_batches(clock, monkeypatch):
     monkeypatch.setattr(store, "PRUNE_BATCH", 2)
     clock.shift(timedelta(minutes=90))  # the sample 1 h old is now 2.5 h old: still kept
 
-    assert services.prune(dry_run=True) == {"raw": 3, "minute": 1, "hour": 1}
+    assert services.prune(dry_run=True) == {"raw": 3, "minute": 1, "hour": 1, "day": 1}
     assert Sample.objects.count() == 5
 
-    assert services.prune() == {"raw": 3, "minute": 1, "hour": 1}
-    assert Sample.objects.count() == 2 and Rollup.objects.count() == 3
-    assert services.prune() == {"raw": 0, "minute": 0, "hour": 0}
+    assert services.prune() == {"raw": 3, "minute": 1, "hour": 1, "day": 1}
+    assert Sample.objects.count() == 2 and Rollup.objects.count() == 4
+    assert services.prune() == {"raw": 0, "minute": 0, "hour": 0, "day": 0}
 
 
 def test_retention_follows_the_settings(clock, settings):
@@ -149,7 +150,7 @@ def test_retention_follows_the_settings(clock, settings):
     settings.METRICS_MINUTE_RETENTION_DAYS = 1
     settings.METRICS_HOUR_RETENTION_DAYS = 1
 
-    assert metrics_prune_task() == {"raw": 4, "minute": 2, "hour": 2}
+    assert metrics_prune_task() == {"raw": 4, "minute": 2, "hour": 2, "day": 2}  # days go with hours
 
 
 def test_a_claimed_tick_that_failed_does_not_look_collected(settings, clock):

@@ -33,7 +33,8 @@ class Command(BaseCommand):
         prune = commands.add_parser(
             "prune", help="Delete samples and rollups older than METRICS_*_RETENTION_* (in batches).",
             description="Delete raw samples older than METRICS_RAW_RETENTION_HOURS, 1-minute rollups older than "
-                        "METRICS_MINUTE_RETENTION_DAYS and 1-hour rollups older than METRICS_HOUR_RETENTION_DAYS.",
+                        "METRICS_MINUTE_RETENTION_DAYS, and 1-hour and 1-day rollups older than "
+                        "METRICS_HOUR_RETENTION_DAYS.",
         )  # fmt: skip
         prune.add_argument("--json", action="store_true", help="Print the rows deleted per table as JSON.")
         prune.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
@@ -78,5 +79,5 @@ class Command(BaseCommand):
             self.stdout.write(jsonlib.dumps({"dry_run": options["dry_run"], "rows": deleted}))
             return
         verb = "would delete" if options["dry_run"] else "deleted"
-        names = {"raw": "raw samples", "minute": "1-minute rollups", "hour": "1-hour rollups"}
+        names = {"raw": "raw samples", "minute": "1-minute rollups", "hour": "1-hour rollups", "day": "1-day rollups"}
         self.stdout.write("; ".join(f"{verb} {count} {names[table]}" for table, count in deleted.items()))
