@@ -8,6 +8,7 @@ A collector that raises is logged and left out of that tick; the others run.
 """
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,14 +46,15 @@ class Tick:
         return (value - before[0]) / (at - before[1])
 
 
-class Collector:
+class Collector(ABC):
     """Subclasses set `name` and `reads_reports`, and implement collect()."""
 
     name: ClassVar[str]
     reads_reports: ClassVar[bool] = False  # True: runs in the store's transaction, on tick.windows
 
+    @abstractmethod
     def collect(self, tick: Tick) -> Values:
-        raise NotImplementedError
+        """This collector's figures of the tick, {series name: value}."""
 
 
 class Registry:
