@@ -77,6 +77,19 @@ def outsider_client(outsider) -> Client:
 
 
 @pytest.fixture
+def superuser_client(superuser) -> Client:
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def fast_passwords(settings) -> None:
+    """The persona fixtures hash a password each; the default hasher spends half a second on it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
 def production_env() -> dict:
     """Environment for a subprocess in production mode against this machine's services."""
     return {"DATABASE_URL": POSTGRES_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "x" * 60}

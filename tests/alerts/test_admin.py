@@ -25,7 +25,7 @@ from apps.alerts.models import (
 )
 from apps.audit.models import AuditEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 ALERTS = "/admin/alerts/alert/"
 CHANNELS = "/admin/alerts/notificationchannel/"
 ROUTES = "/admin/alerts/route/"
@@ -33,18 +33,6 @@ POLICIES = "/admin/alerts/escalationpolicy/"
 SILENCES = "/admin/alerts/silence/"
 NOTIFICATIONS = "/admin/alerts/notification/"
 PUBLIC_URL = "https://93.184.216.34/services/T0001/B0002/TOKENPART"  # a literal address: no DNS in tests
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    """The persona fixtures hash a password each; the default hasher spends half a second on it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def admin_client_(client, superuser) -> Client:
-    client.force_login(superuser)
-    return client
 
 
 def fire(key: str, severity: str = "critical", source: str = "health", **labels: str) -> Alert:
@@ -66,7 +54,7 @@ def grant(user, *codenames: str) -> None:
 # ---------------------------------------------------------------- the alert list
 
 
-def test_the_list_shows_state_and_severity_badges_and_filters(admin_client_, superuser):
+def test_the_list_shows_state_and_severity_badges_and_filters(superuser_client, superuser):
     disk, cpu, web = fire("disk-full"), fire("cpu-hot", "warning"), fire("web-down", "error", source="hooks")
     services.alert_acknowledge(cpu, actor=superuser)
     silence = Silence.objects.create(
@@ -77,7 +65,7 @@ def test_the_list_shows_state_and_severity_badges_and_filters(admin_client_, sup
     )
     Alert.objects.filter(pk=web.pk).update(silenced_by=silence)
 
-    page = admin_client_.get(ALERTS)
+    page = superuser_client.get(ALERTS)
 
     assert page.status_code == HTTPStatus.OK
     html = page.content.decode()
@@ -86,7 +74,7 @@ def test_the_list_shows_state_and_severity_badges_and_filters(admin_client_, sup
     assert "health/disk-full" in html and "opsportal/alerts.css" in html
 
     def listed(**query: str) -> set[str]:
-        return {alert.key for alert in admin_client_.get(ALERTS, query).context["cl"].result_list}
+        return {alert.key for alert in superuser_client.get(ALERTS, query).context["cl"].result_list}
 
     assert listed(state__exact="acknowledged") == {"cpu-hot"}
     assert listed(severity__exact="critical") == {"disk-full"}
@@ -96,11 +84,11 @@ def test_the_list_shows_state_and_severity_badges_and_filters(admin_client_, sup
     assert disk.state == State.FIRING
 
 
-def test_bulk_acknowledge_changes_state_reports_counts_and_is_audited(admin_client_, superuser):
+def test_bulk_acknowledge_changes_state_reports_counts_and_is_audited(superuser_client, superuser):
     one, two, three = fire("a"), fire("b"), fire("c")
     services.alert_acknowledge(three, actor=superuser)
 
-    response = act(admin_client_, "acknowledge", [one, two, three])
+    response = act(superuser_client, "acknowledge", [one, two, three])
 
     assert response.status_code == HTTPStatus.FOUND
     assert said(response) == ["2 acknowledged, 1 was not firing."]
@@ -110,11 +98,11 @@ def test_bulk_acknowledge_changes_state_reports_counts_and_is_audited(admin_clie
     assert [e.actor_username for e in events] == ["alice", "alice"]
 
 
-def test_bulk_resolve_resolves_open_alerts_once_and_is_audited(admin_client_):
+def test_bulk_resolve_resolves_open_alerts_once_and_is_audited(superuser_client):
     one, two = fire("a"), fire("b")
     services.alert_resolve(source="health", key="b")
 
-    response = act(admin_client_, "resolve", [one, two])
+    response = act(superuser_client, "resolve", [one, two])
 
     assert said(response) == ["1 resolved, 1 was already resolved."]
     resolved = Alert.objects.get(pk=one.pk)
@@ -125,10 +113,10 @@ def test_bulk_resolve_resolves_open_alerts_once_and_is_audited(admin_client_):
 
 
 @pytest.mark.parametrize(("action", "hours"), [("silence_1h", 1), ("silence_4h", 4)])
-def test_silencing_from_the_list_creates_an_exact_silence_per_alert(admin_client_, action, hours):
+def test_silencing_from_the_list_creates_an_exact_silence_per_alert(superuser_client, action, hours):
     alert, other = fire("db.primary*"), fire("db.primary-2")
 
-    response = act(admin_client_, action, [alert])
+    response = act(superuser_client, action, [alert])
 
     assert "1 alert silenced until" in said(response)[0]
     silence = Silence.objects.get()
@@ -148,18 +136,18 @@ def test_an_exact_matcher_matches_its_value_and_nothing_else(value):
     assert not rule.matches({"key": value + "x"}) and not rule.matches({"key": "x" + value})
 
 
-def test_the_custom_silence_asks_for_duration_and_comment_first(admin_client_):
+def test_the_custom_silence_asks_for_duration_and_comment_first(superuser_client):
     alert = fire("disk-full")
 
-    page = act(admin_client_, "silence_for", [alert])
+    page = act(superuser_client, "silence_for", [alert])
     assert page.status_code == HTTPStatus.OK and b"health/disk-full" in page.content
     assert not Silence.objects.exists()
 
-    bad = act(admin_client_, "silence_for", [alert], apply="Silence", duration="2 weeks", comment="x")
+    bad = act(superuser_client, "silence_for", [alert], apply="Silence", duration="2 weeks", comment="x")
     assert bad.status_code == HTTPStatus.OK
     assert "is not a duration" in bad.content.decode() and not Silence.objects.exists()
 
-    done = act(admin_client_, "silence_for", [alert], apply="Silence", duration="90m", comment="disk swap")
+    done = act(superuser_client, "silence_for", [alert], apply="Silence", duration="90m", comment="disk swap")
     assert done.status_code == HTTPStatus.FOUND
     silence = Silence.objects.get()
     assert silence.comment == "disk swap" and silence.ends_at - silence.starts_at == timedelta(minutes=90)
@@ -192,10 +180,10 @@ def notified(webhook) -> Alert:
     return alert
 
 
-def test_an_alerts_page_shows_its_timeline_and_deliveries(admin_client_, superuser, notified):
+def test_an_alerts_page_shows_its_timeline_and_deliveries(superuser_client, superuser, notified):
     services.alert_acknowledge(notified, actor=superuser, comment="looking at the replica")
 
-    page = admin_client_.get(f"{ALERTS}{notified.pk}/change/")
+    page = superuser_client.get(f"{ALERTS}{notified.pk}/change/")
 
     assert page.status_code == HTTPStatus.OK
     html = page.content.decode()
@@ -211,14 +199,16 @@ def test_an_alerts_page_shows_its_timeline_and_deliveries(admin_client_, superus
     assert 'value="unacknowledge"' in html and 'value="acknowledge"' not in html
 
 
-def test_the_page_buttons_acknowledge_unacknowledge_and_resolve_with_a_comment(admin_client_):
+def test_the_page_buttons_acknowledge_unacknowledge_and_resolve_with_a_comment(superuser_client):
     alert = fire("db-down")
     url = f"{ALERTS}{alert.pk}/act/"
 
-    assert said(admin_client_.post(url, {"do": "acknowledge", "comment": "mine"})) == ["health/db-down: acknowledged."]
-    admin_client_.post(url, {"do": "unacknowledge"})
-    admin_client_.post(url, {"do": "resolve", "comment": "fixed the disk"})
-    again = admin_client_.post(url, {"do": "resolve"})
+    assert said(superuser_client.post(url, {"do": "acknowledge", "comment": "mine"})) == [
+        "health/db-down: acknowledged."
+    ]
+    superuser_client.post(url, {"do": "unacknowledge"})
+    superuser_client.post(url, {"do": "resolve", "comment": "fixed the disk"})
+    again = superuser_client.post(url, {"do": "resolve"})
 
     assert said(again)[-1] == "health/db-down is resolved: nothing to resolve."
     steps = list(Transition.objects.filter(alert=alert).values_list("kind", "actor_name", "comment"))
@@ -232,8 +222,8 @@ def test_the_page_buttons_acknowledge_unacknowledge_and_resolve_with_a_comment(a
         "alert.unack",
         "alert.resolve",
     ]
-    assert admin_client_.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
-    assert admin_client_.post(url, {"do": "explode"}).status_code == HTTPStatus.BAD_REQUEST
+    assert superuser_client.get(url).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert superuser_client.post(url, {"do": "explode"}).status_code == HTTPStatus.BAD_REQUEST
 
 
 def test_the_page_buttons_need_the_csrf_token(superuser):
@@ -245,12 +235,12 @@ def test_the_page_buttons_need_the_csrf_token(superuser):
     assert Alert.objects.get(pk=alert.pk).state == State.FIRING
 
 
-def test_nobody_adds_edits_or_deletes_alerts_or_notifications_by_hand(admin_client_, notified):
+def test_nobody_adds_edits_or_deletes_alerts_or_notifications_by_hand(superuser_client, notified):
     notification = Notification.objects.get()
-    assert admin_client_.get(f"{ALERTS}add/").status_code == HTTPStatus.FORBIDDEN
-    assert admin_client_.post(f"{ALERTS}{notified.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
-    assert admin_client_.post(f"{ALERTS}{notified.pk}/change/", {"summary": "x"}).status_code == HTTPStatus.FORBIDDEN
-    assert admin_client_.post(f"{NOTIFICATIONS}{notification.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.get(f"{ALERTS}add/").status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.post(f"{ALERTS}{notified.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.post(f"{ALERTS}{notified.pk}/change/", {"summary": "x"}).status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.post(f"{NOTIFICATIONS}{notification.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
     assert Alert.objects.get(pk=notified.pk).summary == "db-down is failing"
 
 
@@ -320,19 +310,19 @@ def errors(page) -> dict:
         "ftp://93.184.216.34/",
     ],
 )
-def test_a_webhook_url_to_an_internal_address_is_a_form_error(admin_client_, url):
-    found = errors(admin_client_.post(f"{CHANNELS}add/", channel_form(url=url)))
+def test_a_webhook_url_to_an_internal_address_is_a_form_error(superuser_client, url):
+    found = errors(superuser_client.post(f"{CHANNELS}add/", channel_form(url=url)))
 
     assert list(found) == ["url"]
     assert "cannot be used" in found["url"][0] or "not an allowed destination" in found["url"][0]
     assert not NotificationChannel.objects.exists()
 
 
-def test_internal_allows_a_private_receiver_but_never_the_metadata_address(admin_client_):
+def test_internal_allows_a_private_receiver_but_never_the_metadata_address(superuser_client):
     metadata = channel_form(url="http://169.254.169.254/", internal="on")
-    assert "url" in errors(admin_client_.post(f"{CHANNELS}add/", metadata))
+    assert "url" in errors(superuser_client.post(f"{CHANNELS}add/", metadata))
 
-    saved = admin_client_.post(f"{CHANNELS}add/", channel_form(url="http://10.0.0.5:8080/hook", internal="on"))
+    saved = superuser_client.post(f"{CHANNELS}add/", channel_form(url="http://10.0.0.5:8080/hook", internal="on"))
 
     assert saved.status_code == HTTPStatus.FOUND
     channel = NotificationChannel.objects.get()
@@ -357,26 +347,26 @@ def test_internal_allows_a_private_receiver_but_never_the_metadata_address(admin
         ({"secret": "whsec_not*base64!"}, "secret", "whsec_"),
     ],
 )
-def test_a_channel_with_bad_settings_gets_an_error_on_the_field(admin_client_, fields, field, message):
-    found = errors(admin_client_.post(f"{CHANNELS}add/", channel_form(**fields)))
+def test_a_channel_with_bad_settings_gets_an_error_on_the_field(superuser_client, fields, field, message):
+    found = errors(superuser_client.post(f"{CHANNELS}add/", channel_form(**fields)))
 
     assert field in found and message in " ".join(found[field]), found
     assert not NotificationChannel.objects.exists()
 
 
-def test_a_good_email_channel_is_saved_with_one_address_a_line(admin_client_):
+def test_a_good_email_channel_is_saved_with_one_address_a_line(superuser_client):
     form = channel_form(kind="email", url="", recipients="a@example.org, b@example.org;c@example.org")
 
-    assert admin_client_.post(f"{CHANNELS}add/", form).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(f"{CHANNELS}add/", form).status_code == HTTPStatus.FOUND
     assert NotificationChannel.objects.get().recipients == "a@example.org\nb@example.org\nc@example.org"
 
 
-def test_url_and_secret_are_masked_in_the_list_and_for_viewers(admin_client_, staff_client, staff_user):
+def test_url_and_secret_are_masked_in_the_list_and_for_viewers(superuser_client, staff_client, staff_user):
     secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
     channel = NotificationChannel.objects.create(name="slack-ops", kind="webhook", url=PUBLIC_URL, secret=secret)
     grant(staff_user, "view_notificationchannel")
 
-    listing = admin_client_.get(CHANNELS).content.decode()
+    listing = superuser_client.get(CHANNELS).content.decode()
     viewed = staff_client.get(f"{CHANNELS}{channel.pk}/change/").content.decode()
 
     assert "https://93.184.216.34/…" in listing
@@ -416,25 +406,25 @@ def route_form(policy: EscalationPolicy, **fields) -> dict:
         ({"group_by": "service\n9lives"}, "group_by", "9lives"),
     ],
 )
-def test_a_route_with_bad_rules_gets_an_error_on_the_field(admin_client_, policy, fields, field, message):
-    found = errors(admin_client_.post(f"{ROUTES}add/", route_form(policy, **fields)))
+def test_a_route_with_bad_rules_gets_an_error_on_the_field(superuser_client, policy, fields, field, message):
+    found = errors(superuser_client.post(f"{ROUTES}add/", route_form(policy, **fields)))
 
     assert field in found and message in " ".join(found[field]), found
     assert not Route.objects.exists()
 
 
-def test_a_second_default_route_is_a_form_error_not_a_crash(admin_client_, policy):
+def test_a_second_default_route_is_a_form_error_not_a_crash(superuser_client, policy):
     Route.objects.create(name="catch-all", is_default=True, policy=policy)
 
-    found = errors(admin_client_.post(f"{ROUTES}add/", route_form(policy, is_default="on")))
+    found = errors(superuser_client.post(f"{ROUTES}add/", route_form(policy, is_default="on")))
 
     assert "already a default route (catch-all)" in found["is_default"][0]
 
 
-def test_a_good_route_is_saved_as_lists(admin_client_, policy):
+def test_a_good_route_is_saved_as_lists(superuser_client, policy):
     form = route_form(policy, matchers="team=payments\n env =~ prod-.* ", group_by="service\ncluster\nservice")
 
-    assert admin_client_.post(f"{ROUTES}add/", form).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(f"{ROUTES}add/", form).status_code == HTTPStatus.FOUND
     route = Route.objects.get()
     assert (route.severities, route.matchers, route.group_by) == (
         ["critical"],
@@ -443,7 +433,7 @@ def test_a_good_route_is_saved_as_lists(admin_client_, policy):
     )
 
 
-def test_a_policy_is_edited_with_its_steps_and_their_channels(admin_client_, webhook):
+def test_a_policy_is_edited_with_its_steps_and_their_channels(superuser_client, webhook):
     pager = NotificationChannel.objects.create(name="pager", kind="email", recipients="oncall@example.org")
     form = {
         "name": "on-call",
@@ -461,13 +451,13 @@ def test_a_policy_is_edited_with_its_steps_and_their_channels(admin_client_, web
         "steps-1-channels": [str(webhook.pk), str(pager.pk)],
     }
 
-    assert admin_client_.post(f"{POLICIES}add/", form).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(f"{POLICIES}add/", form).status_code == HTTPStatus.FOUND
     steps = EscalationPolicy.objects.get().steps.order_by("position")
     assert [(s.delay_minutes, sorted(c.name for c in s.channels.all())) for s in steps] == [
         (0, ["ops-hook"]),
         (15, ["ops-hook", "pager"]),
     ]
-    assert admin_client_.get(POLICIES).status_code == HTTPStatus.OK
+    assert superuser_client.get(POLICIES).status_code == HTTPStatus.OK
 
 
 def silence_form(start, end, **fields) -> dict:
@@ -495,20 +485,20 @@ def silence_form(start, end, **fields) -> dict:
         ({"repeat": "weekly", "repeat_until_0": "2000-01-01", "repeat_until_1": "00:00:00"}, "repeat_until", "after"),
     ],
 )
-def test_a_silence_with_bad_input_gets_an_error_on_the_field(admin_client_, fields, field, message):
+def test_a_silence_with_bad_input_gets_an_error_on_the_field(superuser_client, fields, field, message):
     now = timezone.now().replace(microsecond=0)
     start, end = (now + timedelta(hours=2), now) if fields.pop("swap", False) else (now, now + timedelta(hours=2))
 
-    found = errors(admin_client_.post(f"{SILENCES}add/", silence_form(start, end, **fields)))
+    found = errors(superuser_client.post(f"{SILENCES}add/", silence_form(start, end, **fields)))
 
     assert field in found and message in " ".join(found[field]), found
     assert not Silence.objects.exists()
 
 
-def test_a_silence_is_saved_with_its_creator_and_listed_as_active(admin_client_):
+def test_a_silence_is_saved_with_its_creator_and_listed_as_active(superuser_client):
     now = timezone.now().replace(microsecond=0)
 
-    saved = admin_client_.post(f"{SILENCES}add/", silence_form(now, now + timedelta(hours=2)))
+    saved = superuser_client.post(f"{SILENCES}add/", silence_form(now, now + timedelta(hours=2)))
     assert saved.status_code == HTTPStatus.FOUND
     Silence.objects.create(
         matchers=["source=x"], starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1), comment="long over"
@@ -516,11 +506,11 @@ def test_a_silence_is_saved_with_its_creator_and_listed_as_active(admin_client_)
 
     silence = Silence.objects.get(comment="replica rebuild")
     assert silence.created_by.username == "alice" and silence.matchers == ["source=health", "key=~db-.*"]
-    rows = admin_client_.get(SILENCES).context["cl"].result_list
-    admin = admin_client_.get(SILENCES).context["cl"].model_admin
+    rows = superuser_client.get(SILENCES).context["cl"].result_list
+    admin = superuser_client.get(SILENCES).context["cl"].model_admin
     assert {row.comment: admin.active_now(row) for row in rows} == {"replica rebuild": True, "long over": False}
 
-    act_on = admin_client_.post(SILENCES, {"action": "expire", "_selected_action": [silence.pk]})
+    act_on = superuser_client.post(SILENCES, {"action": "expire", "_selected_action": [silence.pk]})
     assert said(act_on) == ["1 silence ended."]
     assert silences.window(Silence.objects.get(pk=silence.pk), timezone.now()) is None
 
@@ -528,19 +518,24 @@ def test_a_silence_is_saved_with_its_creator_and_listed_as_active(admin_client_)
 # ---------------------------------------------------------------- the outbox
 
 
-def test_notifications_are_listed_read_only_with_their_attempts(admin_client_, notified):
+def test_notifications_are_listed_read_only_with_their_attempts(superuser_client, notified):
     notification = Notification.objects.get()
 
-    listing = admin_client_.get(NOTIFICATIONS, {"status__exact": "pending"})
-    page = admin_client_.get(f"{NOTIFICATIONS}{notification.pk}/change/").content.decode()
+    listing = superuser_client.get(NOTIFICATIONS, {"status__exact": "pending"})
+    page = superuser_client.get(f"{NOTIFICATIONS}{notification.pk}/change/").content.decode()
 
     assert [row.pk for row in listing.context["cl"].result_list] == [notification.pk]
-    assert admin_client_.get(NOTIFICATIONS, {"status__exact": "dead"}).context["cl"].result_list.count() == 0
+    assert superuser_client.get(NOTIFICATIONS, {"status__exact": "dead"}).context["cl"].result_list.count() == 0
     assert "HTTP 503 from receiver" in page and "health/db-down" in page
 
 
 def test_replay_sends_dead_notifications_again_with_the_same_key(
-    admin_client_, http_receiver, make_channel, make_notification, tasks_run_inline, django_capture_on_commit_callbacks
+    superuser_client,
+    http_receiver,
+    make_channel,
+    make_notification,
+    tasks_run_inline,
+    django_capture_on_commit_callbacks,
 ):
     channel = make_channel("ops-hook", url=http_receiver.url())
     dead = make_notification(
@@ -549,7 +544,9 @@ def test_replay_sends_dead_notifications_again_with_the_same_key(
     delivered = make_notification(channel, "firing:fine:1", status=Notification.Status.DELIVERED)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(NOTIFICATIONS, {"action": "replay", "_selected_action": [dead.pk, delivered.pk]})
+        response = superuser_client.post(
+            NOTIFICATIONS, {"action": "replay", "_selected_action": [dead.pk, delivered.pk]}
+        )
 
     assert said(response) == ["1 sent again, 1 was not dead."]
     (request,) = http_receiver.wait_for(1)
@@ -570,13 +567,13 @@ def test_replay_needs_the_change_permission(staff_client, staff_user, make_chann
 # ---------------------------------------------------------------- send test notification
 
 
-def test_send_test_delivers_to_the_receiver_and_says_so(admin_client_, http_receiver, make_channel):
+def test_send_test_delivers_to_the_receiver_and_says_so(superuser_client, http_receiver, make_channel):
     channel = make_channel("ops-hook", url=http_receiver.url())
-    page = admin_client_.get(f"{CHANNELS}{channel.pk}/change/").content.decode()
+    page = superuser_client.get(f"{CHANNELS}{channel.pk}/change/").content.decode()
     assert f'action="{CHANNELS}{channel.pk}/send-test/"' in page and "Send test notification" in page
     assert "resource_type=alerts.notificationchannel" in page  # its audit history
 
-    response = admin_client_.post(f"{CHANNELS}{channel.pk}/send-test/")
+    response = superuser_client.post(f"{CHANNELS}{channel.pk}/send-test/")
 
     assert response.status_code == HTTPStatus.FOUND
     assert said(response) == ["Test notification to ops-hook delivered (status 200)."]
@@ -585,14 +582,14 @@ def test_send_test_delivers_to_the_receiver_and_says_so(admin_client_, http_rece
     assert AuditEvent.objects.get(action="channel.test").actor_username == "alice"
 
 
-def test_send_test_shows_the_receivers_error(admin_client_, http_receiver, make_channel):
+def test_send_test_shows_the_receivers_error(superuser_client, http_receiver, make_channel):
     channel = make_channel("ops-hook", url=http_receiver.url())
     http_receiver.answer(404)
 
-    response = admin_client_.post(f"{CHANNELS}{channel.pk}/send-test/")
+    response = superuser_client.post(f"{CHANNELS}{channel.pk}/send-test/")
 
     assert said(response) == ["Test notification to ops-hook failed: HTTP 404: ok"]
-    assert admin_client_.get(f"{CHANNELS}{channel.pk}/send-test/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert superuser_client.get(f"{CHANNELS}{channel.pk}/send-test/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
 
 
 def test_send_test_needs_the_change_permission(staff_client, staff_user, make_channel, http_receiver):

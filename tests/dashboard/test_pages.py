@@ -16,7 +16,7 @@ from apps.alerts.models import Alert, State
 from apps.audit.models import AuditEvent
 from apps.metrics.models import Sample, Series
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 PAGE = "/admin/dashboard/"
 SERIES = "/admin/dashboard/series"
@@ -30,17 +30,6 @@ PAGE_FILES = [
     "vendor/uplot/uPlot.min.css",
 ]
 LIBRARY = "vendor/uplot/uPlot.iife.min.js"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def admin_client_(client, superuser) -> Client:
-    client.force_login(superuser)
-    return client
 
 
 def grant(user, *permissions: str) -> None:
@@ -66,12 +55,12 @@ def test_the_page_needs_a_staff_login(client, outsider_client):
     assert outsider_client.get(PAGE)["Location"].startswith("/admin/login/")
 
 
-def test_the_admin_index_links_to_the_page(admin_client_):
-    assert f'href="{PAGE}"' in admin_client_.get("/admin/").content.decode()
+def test_the_admin_index_links_to_the_page(superuser_client):
+    assert f'href="{PAGE}"' in superuser_client.get("/admin/").content.decode()
 
 
-def test_the_page_shows_the_tiles_charts_and_parts_the_user_may_see(admin_client_):
-    html = admin_client_.get(PAGE).content.decode()
+def test_the_page_shows_the_tiles_charts_and_parts_the_user_may_see(superuser_client):
+    html = superuser_client.get(PAGE).content.decode()
     for name in ("system.cpu.percent", "http.5xx.percent", "http.latency.p95.ms", "dashboard.clients"):
         assert f'data-series="{name}"' in html
     assert html.count("data-chart=") == 4
@@ -94,20 +83,20 @@ def test_the_audit_tail_needs_its_own_permission(staff_client, staff_user):
     assert '"can_acknowledge": false' in html
 
 
-def test_wall_mode_is_a_query_parameter(admin_client_):
-    assert "dashboard-wall" in admin_client_.get(PAGE + "?wall=1").content.decode().split("<body", 1)[1][:300]
+def test_wall_mode_is_a_query_parameter(superuser_client):
+    assert "dashboard-wall" in superuser_client.get(PAGE + "?wall=1").content.decode().split("<body", 1)[1][:300]
 
 
-def test_nothing_on_the_page_comes_from_another_host(admin_client_):
+def test_nothing_on_the_page_comes_from_another_host(superuser_client):
     """No CDN: the page works offline. Not counted: uPlot's licence banner and XML namespaces (names, never fetched)."""
-    texts = [admin_client_.get(PAGE).content.decode()] + [(STATIC / name).read_text() for name in PAGE_FILES]
+    texts = [superuser_client.get(PAGE).content.decode()] + [(STATIC / name).read_text() for name in PAGE_FILES]
     texts.append(re.sub(r"^/\*!.*?\*/", "", (STATIC / LIBRARY).read_text(), flags=re.DOTALL))
     external = [url for text in texts for url in re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"'<>]*", text)]
     assert [url for url in external if not url.startswith("http://www.w3.org/")] == []
 
 
-def test_the_page_and_the_library_are_served_by_the_portal(admin_client_):
-    html = admin_client_.get(PAGE).content.decode()
+def test_the_page_and_the_library_are_served_by_the_portal(superuser_client):
+    html = superuser_client.get(PAGE).content.decode()
     for name in [*PAGE_FILES, LIBRARY]:
         assert f'src="/static/{name}"' in html or f'href="/static/{name}"' in html
         assert (STATIC / name).is_file()
@@ -117,11 +106,11 @@ def test_the_page_and_the_library_are_served_by_the_portal(admin_client_):
 # ---------------------------------------------------------------- history
 
 
-def test_the_series_endpoint_serves_the_points_of_the_range(admin_client_):
+def test_the_series_endpoint_serves_the_points_of_the_range(superuser_client):
     cpu = Series.objects.create(name="system.cpu.percent")
     now = timezone.now()
     Sample.objects.bulk_create([Sample(series=cpu, at=now - timedelta(minutes=m), value=float(m)) for m in (1, 2, 90)])
-    response = admin_client_.get(SERIES, {"names": ["system.cpu.percent", "system.memory.percent"], "range": "1h"})
+    response = superuser_client.get(SERIES, {"names": ["system.cpu.percent", "system.memory.percent"], "range": "1h"})
     assert response.status_code == HTTPStatus.OK
     body = response.json()
     assert (body["range"], body["resolution"]) == ("1h", 0)
@@ -138,8 +127,8 @@ def test_the_series_endpoint_serves_the_points_of_the_range(admin_client_):
         ({"names": [f"s{i}" for i in range(21)], "range": "1h"}, "at most 20 names"),
     ],
 )
-def test_the_series_endpoint_refuses_bad_input_with_a_reason(admin_client_, query, message):
-    response = admin_client_.get(SERIES, query)
+def test_the_series_endpoint_refuses_bad_input_with_a_reason(superuser_client, query, message):
+    response = superuser_client.get(SERIES, query)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert message in response.json()["error"]
 
@@ -155,9 +144,9 @@ def test_the_series_endpoint_needs_the_view_series_permission(staff_client, staf
 # ---------------------------------------------------------------- acknowledging
 
 
-def test_acknowledging_from_the_page_acknowledges_as_the_user_and_is_audited(admin_client_, superuser):
+def test_acknowledging_from_the_page_acknowledges_as_the_user_and_is_audited(superuser_client, superuser):
     alert = fire("cpu")
-    response = admin_client_.post(acknowledge_url(alert))
+    response = superuser_client.post(acknowledge_url(alert))
     assert response.status_code == HTTPStatus.OK
     assert response.json()["alert"]["state"] == "acknowledged"
     alert.refresh_from_db()
@@ -166,13 +155,13 @@ def test_acknowledging_from_the_page_acknowledges_as_the_user_and_is_audited(adm
     assert event.actor_username == "alice"
 
 
-def test_acknowledging_twice_is_a_conflict_and_unknown_alerts_are_not_found(admin_client_):
+def test_acknowledging_twice_is_a_conflict_and_unknown_alerts_are_not_found(superuser_client):
     alert = fire("cpu")
-    admin_client_.post(acknowledge_url(alert))
-    again = admin_client_.post(acknowledge_url(alert))
+    superuser_client.post(acknowledge_url(alert))
+    again = superuser_client.post(acknowledge_url(alert))
     assert again.status_code == HTTPStatus.CONFLICT
     assert "not firing" in again.json()["error"]
-    assert admin_client_.post("/admin/dashboard/alerts/999999/acknowledge").status_code == HTTPStatus.NOT_FOUND
+    assert superuser_client.post("/admin/dashboard/alerts/999999/acknowledge").status_code == HTTPStatus.NOT_FOUND
 
 
 def test_acknowledging_needs_the_change_alert_permission(staff_client, staff_user):

@@ -35,13 +35,6 @@ FORM = {
 }
 
 
-@pytest.fixture
-def admin_client(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
 def add(client: Client, **fields: str):
     return client.post(reverse("admin:health_healthtarget_add"), {**FORM, **fields})
 
@@ -55,16 +48,16 @@ def add(client: Client, **fields: str):
         ({"kind": "tcp", "host": "db.internal"}, "A TCP target needs a port (1-65535)."),
     ],
 )
-def test_a_bad_target_is_refused_with_a_clear_message(admin_client, fields, message):
-    response = add(admin_client, **fields)
+def test_a_bad_target_is_refused_with_a_clear_message(superuser_client, fields, message):
+    response = add(superuser_client, **fields)
 
     assert response.status_code == HTTPStatus.OK  # the form again, not a 500
     assert message in response.content.decode()
     assert not HealthTarget.objects.exists()
 
 
-def test_a_valid_target_is_saved_and_audited(admin_client, receiver):
-    response = add(admin_client, url=receiver.url("/health?token=s3cret"), is_internal="on", keyword="ok")
+def test_a_valid_target_is_saved_and_audited(superuser_client, receiver):
+    response = add(superuser_client, url=receiver.url("/health?token=s3cret"), is_internal="on", keyword="ok")
 
     assert response.status_code == HTTPStatus.FOUND
     target = HealthTarget.objects.get()
@@ -75,23 +68,23 @@ def test_a_valid_target_is_saved_and_audited(admin_client, receiver):
     assert event.changes["name"] == [None, "api"] and event.changes["url"] == [None, "***"]
 
 
-def test_the_list_shows_each_target_with_its_last_status_and_no_url_secrets(admin_client, receiver, with_targets):
+def test_the_list_shows_each_target_with_its_last_status_and_no_url_secrets(superuser_client, receiver, with_targets):
     HealthTarget.objects.create(name="api", url=receiver.url("/health?token=s3cret"), is_internal=True)
     HealthTarget.objects.create(name="smtp", kind="tcp", host="127.0.0.1", port=25, is_internal=True, enabled=False)
     services.run_and_store()
 
-    page = admin_client.get(reverse("admin:health_healthtarget_changelist")).content.decode()
+    page = superuser_client.get(reverse("admin:health_healthtarget_changelist")).content.decode()
 
     assert f"http://127.0.0.1:{receiver.port}/…" in page and "s3cret" not in page
     assert "127.0.0.1:25" in page
     assert ">ok<" in page
 
 
-def test_check_now_runs_the_selected_targets_and_reports_each(admin_client, receiver, with_targets):
+def test_check_now_runs_the_selected_targets_and_reports_each(superuser_client, receiver, with_targets):
     receiver.always(Answer(503))
     target = HealthTarget.objects.create(name="api", url=receiver.url(), is_internal=True)
 
-    response = admin_client.post(
+    response = superuser_client.post(
         reverse("admin:health_healthtarget_changelist"),
         {"action": "check_now", "_selected_action": [target.pk]},
         follow=True,

@@ -38,13 +38,6 @@ def clock():
         yield
 
 
-@pytest.fixture
-def admin_client(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
 def add(client: Client, **fields: str):
     return client.post(reverse("admin:metrics_metricrule_add"), {**FORM, **fields})
 
@@ -70,16 +63,16 @@ def events(rule: MetricRule) -> list[AuditEvent]:
         ({"severity": "fatal"}, "Select a valid choice"),
     ],
 )
-def test_a_bad_rule_is_refused_with_a_clear_message(admin_client, fields, message):
-    response = add(admin_client, **fields)
+def test_a_bad_rule_is_refused_with_a_clear_message(superuser_client, fields, message):
+    response = add(superuser_client, **fields)
 
     assert response.status_code == HTTPStatus.OK  # the form again, not a 500
     assert message in response.content.decode()
     assert not MetricRule.objects.filter(name="load-high").exists()
 
 
-def test_a_valid_rule_is_saved_and_its_edits_audited_but_not_its_evaluations(admin_client):
-    assert add(admin_client).status_code == HTTPStatus.FOUND
+def test_a_valid_rule_is_saved_and_its_edits_audited_but_not_its_evaluations(superuser_client):
+    assert add(superuser_client).status_code == HTTPStatus.FOUND
     rule = MetricRule.objects.get(name="load-high")
     assert rule.labels == {"team": "web"} and rule.state == MetricRule.State.OK
 
@@ -92,24 +85,24 @@ def test_a_valid_rule_is_saved_and_its_edits_audited_but_not_its_evaluations(adm
     assert MetricRule.objects.get(pk=rule.pk).state == MetricRule.State.FIRING
 
 
-def test_the_list_shows_state_last_value_and_last_evaluation(admin_client):
+def test_the_list_shows_state_last_value_and_last_evaluation(superuser_client):
     record("test.load", {-10: 9.0})
     make_rule(name="load-high", series="test.load", threshold=4, for_seconds=120)
     rules_evaluate()
 
-    page = admin_client.get(reverse("admin:metrics_metricrule_changelist")).content.decode()
+    page = superuser_client.get(reverse("admin:metrics_metricrule_changelist")).content.decode()
 
     assert "avg(test.load[1m]) &gt; 4" in page and "2m" in page
     assert "pending" in page and ">9.0<" in page
     assert "absent(system.cpu.percent) &gt; 30 s" in page  # a shipped rule
 
 
-def test_evaluate_now_evaluates_the_selected_rules_and_says_what_it_found(admin_client):
+def test_evaluate_now_evaluates_the_selected_rules_and_says_what_it_found(superuser_client):
     record("test.load", {-10: 9.0})
     rule = make_rule(name="load-high", series="test.load", threshold=4)
     url = reverse("admin:metrics_metricrule_changelist")
 
-    response = admin_client.post(url, {"action": "evaluate_now", "_selected_action": [rule.pk]}, follow=True)
+    response = superuser_client.post(url, {"action": "evaluate_now", "_selected_action": [rule.pk]}, follow=True)
 
     assert [str(message) for message in response.context["messages"]] == ["load-high: firing (9)"]
     assert Alert.objects.get(source="metrics", key="load-high").state == "firing"
@@ -125,31 +118,31 @@ def firing_rule() -> MetricRule:
     return rule
 
 
-def test_deleting_a_firing_rule_resolves_its_alert_at_once(admin_client, firing_rule):
+def test_deleting_a_firing_rule_resolves_its_alert_at_once(superuser_client, firing_rule):
     url = reverse("admin:metrics_metricrule_delete", args=[firing_rule.pk])
 
-    assert admin_client.post(url, {"post": "yes"}).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(url, {"post": "yes"}).status_code == HTTPStatus.FOUND
 
     assert Alert.objects.get(key="load-high").state == "resolved"
     # Created, evaluated (not recorded), deleted.
     assert [event.action for event in events(firing_rule)] == ["model.create", "admin.delete"]
 
 
-def test_disabling_a_firing_rule_resolves_its_alert_at_once(admin_client, firing_rule):
+def test_disabling_a_firing_rule_resolves_its_alert_at_once(superuser_client, firing_rule):
     url = reverse("admin:metrics_metricrule_change", args=[firing_rule.pk])
     fields = {**FORM, "threshold": "4"}
     del fields["enabled"]
 
-    assert admin_client.post(url, fields).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(url, fields).status_code == HTTPStatus.FOUND
 
     assert Alert.objects.get(key="load-high").state == "resolved"
     assert MetricRule.objects.get(pk=firing_rule.pk).state == MetricRule.State.OK
 
 
-def test_renaming_a_firing_rule_moves_its_alert_to_the_new_name(admin_client, firing_rule):
+def test_renaming_a_firing_rule_moves_its_alert_to_the_new_name(superuser_client, firing_rule):
     url = reverse("admin:metrics_metricrule_change", args=[firing_rule.pk])
 
-    assert admin_client.post(url, {**FORM, "name": "load-very-high"}).status_code == HTTPStatus.FOUND
+    assert superuser_client.post(url, {**FORM, "name": "load-very-high"}).status_code == HTTPStatus.FOUND
     rules_evaluate()
 
     assert Alert.objects.get(key="load-high").state == "resolved"

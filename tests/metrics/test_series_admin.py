@@ -4,7 +4,6 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,38 +13,31 @@ from apps.metrics.series_admin import SampleAdmin, SeriesAdmin, describe_age
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client_of_alice(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-def test_the_series_list_shows_unit_last_value_age_and_links_to_the_samples(admin_client_of_alice):
+def test_the_series_list_shows_unit_last_value_age_and_links_to_the_samples(superuser_client):
     now = timezone.now()
     cpu = Series.objects.create(name="system.cpu.percent", unit="%", last_at=now, last_value=12.5)
     other = Series.objects.create(name="system.memory.percent", unit="%", last_at=now, last_value=40.0)
     Sample.objects.create(series=cpu, at=now, value=12.5)
     Sample.objects.create(series=other, at=now, value=40.0)
 
-    page = admin_client_of_alice.get(reverse("admin:metrics_series_changelist"))
+    page = superuser_client.get(reverse("admin:metrics_series_changelist"))
 
     assert page.status_code == HTTPStatus.OK
     html = page.content.decode()
     assert "system.cpu.percent" in html and "12.5" in html and "s ago" in html
     link = reverse("admin:metrics_sample_changelist") + f"?series__id__exact={cpu.pk}"
     assert link.replace("&", "&amp;") in html
-    samples = admin_client_of_alice.get(link)
+    samples = superuser_client.get(link)
     assert samples.status_code == HTTPStatus.OK
     assert list(samples.context["cl"].result_list) == [Sample.objects.get(series=cpu)]
 
 
-def test_nothing_can_be_added_changed_or_deleted_and_big_tables_are_not_counted(admin_client_of_alice):
+def test_nothing_can_be_added_changed_or_deleted_and_big_tables_are_not_counted(superuser_client):
     series = Series.objects.create(name="db.query.ms", unit="ms")
 
-    assert admin_client_of_alice.get(reverse("admin:metrics_series_add")).status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.get(reverse("admin:metrics_series_add")).status_code == HTTPStatus.FORBIDDEN
     delete = reverse("admin:metrics_series_delete", args=[series.pk])
-    assert admin_client_of_alice.post(delete, {"post": "yes"}).status_code == HTTPStatus.FORBIDDEN
+    assert superuser_client.post(delete, {"post": "yes"}).status_code == HTTPStatus.FORBIDDEN
     assert Series.objects.filter(pk=series.pk).exists()
     assert SeriesAdmin.show_full_result_count is False and SampleAdmin.show_full_result_count is False
 
