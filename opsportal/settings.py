@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.health",
     "apps.metrics",
+    "apps.backups",
     "apps.dashboard",
 ]
 
@@ -156,6 +157,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files (backed up by the default backup policy; not served by the portal).
+MEDIA_ROOT = (BASE_DIR / config.string("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+MEDIA_URL = "media/"
 # Served by ServeStatic in front of Django (apps.core.static), straight from the
 # app and project static folders: no collectstatic step, no CDN.
 
@@ -337,6 +341,43 @@ CELERY_BEAT_SCHEDULE["metrics-collect"] = {
     "options": {"expires": float(MONITORING_INTERVAL_SECONDS)},
 }
 CELERY_BEAT_SCHEDULE["metrics-prune"] = {"task": "apps.metrics.tasks.metrics_prune_task", "schedule": 3600.0}
+
+
+# ---------------------------------------------------------------- backups (apps.backups)
+# Where the "local" storage keeps backups (a directory; relative paths are under the project).
+BACKUP_DIR = (BASE_DIR / config.string("BACKUP_DIR", str(VAR_DIR / "backups"))).resolve()
+BACKUP_STORAGES: dict[str, dict] = {"local": {"kind": "local", "path": BACKUP_DIR}}
+# S3-compatible object storage, offered to policies as "s3" when a bucket is named.
+BACKUP_S3_BUCKET = config.string("BACKUP_S3_BUCKET")
+if BACKUP_S3_BUCKET:
+    BACKUP_STORAGES["s3"] = {
+        "kind": "s3",
+        "bucket": BACKUP_S3_BUCKET,
+        "prefix": config.string("BACKUP_S3_PREFIX"),
+        "endpoint_url": config.string("BACKUP_S3_ENDPOINT_URL") or None,
+        "region": config.string("BACKUP_S3_REGION", "us-east-1"),
+        "access_key": config.string("BACKUP_S3_ACCESS_KEY_ID"),
+        "secret_key": config.string("BACKUP_S3_SECRET_ACCESS_KEY"),  # a secret: never logged
+    }
+# The age identity (private key) file that restores and drills of encrypted backups read. The
+# portal needs it only to restore: keep it off the server and pass --identity when you can.
+BACKUP_IDENTITY_FILE = config.string("BACKUP_IDENTITY_FILE")
+# A run holds its policy's lock this long, renewed while it makes progress; a killed run's lock expires.
+BACKUP_LOCK_SECONDS = config.integer("BACKUP_LOCK_SECONDS", 300, minimum=30)
+# How often the scheduler looks for due backups, verifies and drills, and checks freshness.
+BACKUP_TICK_SECONDS = config.integer("BACKUP_TICK_SECONDS", 60, minimum=1)
+BACKUP_PG_DUMP = config.string("BACKUP_PG_DUMP", "pg_dump")
+BACKUP_PG_RESTORE = config.string("BACKUP_PG_RESTORE", "pg_restore")
+# Limits a files restore holds, whatever the archive says.
+BACKUP_RESTORE_MAX_FILES = config.integer("BACKUP_RESTORE_MAX_FILES", 1_000_000, minimum=1)
+BACKUP_RESTORE_MAX_BYTES = config.integer("BACKUP_RESTORE_MAX_BYTES", 1 << 40, minimum=1)
+# Decrypted, verified copies for restores and drills are written here (and removed after).
+BACKUP_SCRATCH_DIR = (BASE_DIR / config.string("BACKUP_SCRATCH_DIR", str(VAR_DIR / "tmp"))).resolve()
+CELERY_BEAT_SCHEDULE["backups-tick"] = {
+    "task": "apps.backups.tasks.backups_tick",
+    "schedule": float(BACKUP_TICK_SECONDS),
+    "options": {"expires": float(BACKUP_TICK_SECONDS)},
+}
 
 
 # ---------------------------------------------------------------- live dashboards (apps.dashboard)

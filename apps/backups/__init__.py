@@ -1,0 +1,1 @@
+"""Backups: policies, backup records, engines (PostgreSQL, SQLite, files), storage, verify, drills, restore."""
