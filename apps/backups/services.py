@@ -75,9 +75,11 @@ def backup_run(
         try:
             storage = get_storage(backup.storage)
             _write(backup, storage, report)
-        except Exception as exc:
+        except BaseException as exc:  # interrupted too (Ctrl-C, SIGTERM): the record says failed, not running
             _fail(backup, exc, actor)
             report.finish(Status.FAILED, backup.error)
+            if not isinstance(exc, Exception):
+                raise
             return backup
         _succeed(backup, actor)
         if policy.verify_after:
@@ -226,7 +228,7 @@ def _succeed(backup: Backup, actor: AbstractBaseUser | None) -> None:
     logger.info("backup_succeeded", policy=backup.policy.name, backup_id=backup.pk, size=backup.size_bytes)
 
 
-def _fail(backup: Backup, exc: Exception, actor: AbstractBaseUser | None) -> None:
+def _fail(backup: Backup, exc: BaseException, actor: AbstractBaseUser | None) -> None:
     """Record why, remove the run's files (a partial backup is no backup), alert."""
     if not isinstance(exc, BackupError):
         logger.exception("backup_crashed", policy=backup.policy.name, backup_id=backup.pk)
