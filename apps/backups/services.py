@@ -66,7 +66,11 @@ def backup_run(
     A failure fires the alert (backups, <policy>), removes the run's files and leaves older
     backups alone; a success resolves the alert. Retention runs only after the new backup
     verified (or succeeded, when the policy does not verify after writing).
+    Must be called outside a transaction: the record is committed before any byte is written, and
+    SQLite's backup API cannot copy a database while this connection holds a write transaction.
     """
+    if transaction.get_connection().in_atomic_block:
+        raise BackupError("a backup cannot run inside a database transaction (call it in autocommit mode)")
     lease = Lease.acquire(policy)
     try:
         _clean_up_interrupted(policy)

@@ -182,6 +182,13 @@ def test_a_failed_backup_is_recorded_cleaned_and_alerted_and_the_next_success_re
     assert Backup.objects.get(pk=first.pk).pruned_at is None
 
 
+@pytest.mark.django_db(transaction=False)
+def test_a_backup_inside_a_transaction_is_refused_at_once(policy):
+    with pytest.raises(BackupError, match="inside a database transaction"):
+        services.backup_run(policy)
+    assert not Backup.objects.exists()
+
+
 def test_an_unknown_database_fails_the_backup_with_a_clear_error(policy):
     policy.databases = ["default", "nope"]
     policy.save()
