@@ -1,8 +1,13 @@
 """A backup to restore or drill: the test database and a small media folder, on local storage under tmp_path."""
 
+import contextlib
 from pathlib import Path
 
+import pytest
+from django.db import connection
+
 from apps.backups import services
+from apps.backups.engines import ENGINES
 from apps.backups.models import Backup, BackupPolicy, Status, Verification
 
 
@@ -28,3 +33,26 @@ def flip_a_byte(tmp_path: Path, backup: Backup, name: str) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def record_scratch_targets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The scratch targets the engines hand out from now on (the real ones: only recorded)."""
+    targets: list[str] = []
+    for engine_class in ENGINES.values():
+
+        @contextlib.contextmanager
+        def recorded(self, alias: str, scratch=engine_class.scratch):
+            with scratch(self, alias) as target:
+                targets.append(target)
+                yield target
+
+        monkeypatch.setattr(engine_class, "scratch", recorded)
+    return targets
+
+
+def scratch_exists(target: str) -> bool:
+    if target.startswith("postgres://"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target.split("?")[0].rsplit("/", 1)[1]])
+            return cursor.fetchone() is not None
+    return Path(target).exists()

@@ -1,7 +1,6 @@
 """drill(): the newest verified backup restored into scratch targets and checked against its manifest."""
 
 import pytest
-from django.db import connection
 
 from apps.alerts.models import Alert
 from apps.audit.models import AuditEvent
@@ -9,7 +8,7 @@ from apps.backups import services
 from apps.backups.drill import drill
 from apps.backups.errors import BackupError
 from apps.backups.models import BackupPolicy, Status, Trigger
-from tests.backups.restoring import back_up, flip_a_byte
+from tests.backups.restoring import back_up, flip_a_byte, record_scratch_targets, scratch_exists
 
 # A backup runs outside transactions, as in production (see test_services.py).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,15 +18,8 @@ def drill_alert() -> Alert | None:
     return Alert.objects.filter(source="backups", key="nightly:drill").first()
 
 
-def scratch_left(settings) -> list:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'opsportal_drill_%%'")
-            return cursor.fetchall()
-    return list(settings.BACKUP_SCRATCH_DIR.iterdir())
-
-
-def test_a_drill_of_the_newest_verified_backup_passes_every_check(tmp_path, settings):
+def test_a_drill_of_the_newest_verified_backup_passes_every_check(tmp_path, settings, monkeypatch):
+    scratch = record_scratch_targets(monkeypatch)
     older = back_up(tmp_path, settings)
     newest = services.backup_run(older.policy)
     result = drill(policy=older.policy, trigger=Trigger.SCHEDULE)
@@ -45,12 +37,14 @@ def test_a_drill_of_the_newest_verified_backup_passes_every_check(tmp_path, sett
     assert result.duration is not None
     assert AuditEvent.objects.filter(action="backup.drill", outcome="success").exists()
     assert drill_alert() is None
-    assert scratch_left(settings) == []
+    assert len(scratch) == 1
+    assert not scratch_exists(scratch[0])
 
 
-def test_a_failing_drill_is_stored_and_alerted_and_the_next_passing_one_resolves(tmp_path, settings):
+def test_a_failing_drill_is_stored_and_alerted_and_the_next_passing_one_resolves(tmp_path, settings, monkeypatch):
     backup = back_up(tmp_path, settings)
-    flip_a_byte(tmp_path, backup, backup.manifest["artifacts"][0]["name"])
+    flip_a_byte(tmp_path, backup, backup.manifest["artifacts"][-1]["name"])  # found after a database restored
+    scratch = record_scratch_targets(monkeypatch)
 
     failed = drill(backup, policy=backup.policy)
     assert failed.status == Status.FAILED
@@ -59,7 +53,7 @@ def test_a_failing_drill_is_stored_and_alerted_and_the_next_passing_one_resolves
     assert drill_alert().is_open
     assert "SHA-256 does not match" in drill_alert().description
     assert AuditEvent.objects.filter(action="backup.drill", outcome="failure").exists()
-    assert scratch_left(settings) == []
+    assert scratch == []  # checksums are checked before any restore
 
     passed = drill(services.backup_run(backup.policy), policy=backup.policy)
     assert passed.status == Status.SUCCEEDED, passed.checks
