@@ -24,7 +24,8 @@ from apps.backups.engines import engine_of
 from apps.backups.engines import files as file_engine
 from apps.backups.errors import BackupError
 from apps.backups.models import Backup, BackupPolicy, Drill, Status, Trigger, Verification
-from apps.backups.restore import Progress, load_verified, migration_difference, no_progress, unpacked
+from apps.backups.progress import Listener, Progress
+from apps.backups.restore import Report, load_verified, migration_difference, phase, unpacked
 from apps.backups.storage import get_storage
 
 logger = structlog.get_logger(__name__)
@@ -38,7 +39,7 @@ def drill(
     policy: BackupPolicy,
     actor: AbstractBaseUser | None = None,
     trigger: str = Trigger.MANUAL,
-    progress: Progress | None = None,
+    progress: Listener | None = None,
     identity: str | None = None,
 ) -> Drill:
     """Drill `backup` (default: the policy's newest succeeded and verified one); returns the stored Drill.
@@ -52,8 +53,9 @@ def drill(
         backup=backup, policy=policy, status=Status.RUNNING, trigger=trigger, started_at=started, created_by=actor
     )
     checks: list[dict] = []
+    report = Progress("drill", policy=policy.name, backup_id=backup.pk, listener=progress)
     try:
-        _run(backup, checks, progress=progress or no_progress, identity=identity)
+        _run(backup, checks, progress=report, identity=identity)
         error = "; ".join(f"{check['name']}: {check['detail']}" for check in checks if not check["ok"])
     except Exception as exc:  # a drill always ends recorded, whatever went wrong
         if not isinstance(exc, BackupError):
@@ -61,6 +63,7 @@ def drill(
         error = str(exc) or type(exc).__name__
         checks.append({"name": "restore", "ok": False, "detail": error})
     _finish(row, checks, error, actor)
+    report.finish(row.status, error)
     return row
 
 
@@ -75,7 +78,7 @@ def newest_verified(policy: BackupPolicy) -> Backup:
     return backup
 
 
-def _run(backup: Backup, checks: list[dict], *, progress: Progress, identity: str | None) -> None:
+def _run(backup: Backup, checks: list[dict], *, progress: Report, identity: str | None) -> None:
     storage = get_storage(backup.storage)
     data = load_verified(backup, storage, progress)
     checks.append({"name": "checksums", "ok": True, "detail": f"{len(data['artifacts'])} artifacts match"})
@@ -87,11 +90,11 @@ def _run(backup: Backup, checks: list[dict], *, progress: Progress, identity: st
                 _drill_files(artifact, paths[artifact["name"]], checks)
 
 
-def _drill_database(artifact: dict, path: Path, migrations: list, checks: list[dict], progress: Progress) -> None:
+def _drill_database(artifact: dict, path: Path, migrations: list, checks: list[dict], progress: Report) -> None:
     alias, engine = artifact["alias"], engine_of(artifact["engine"])
     with engine.scratch(alias) as target:
-        progress(f"restore:{alias}", 0, path.stat().st_size)
         engine.restore(path, target, clean=False)
+        progress(phase(artifact), path.stat().st_size, path.stat().st_size)
         checks.append({"name": f"restore:{alias}", "ok": True, "detail": f"{engine.vendor} restore exited cleanly"})
         progress("check", 0, None)
         if alias == "default":  # the manifest records the portal database's migrations

@@ -28,12 +28,13 @@ from apps.backups.engines import engine_for, engine_of
 from apps.backups.engines import files as file_engine
 from apps.backups.errors import BackupError
 from apps.backups.models import Backup, Status, Trigger
+from apps.backups.progress import Listener, Progress
 from apps.backups.storage import Storage, get_storage
 from apps.core.redaction import redact
 
 logger = structlog.get_logger(__name__)
 
-Progress = Callable[[str, int, int | None], None]
+Report = Callable[[str, int, int | None], None]
 
 
 @dataclass
@@ -56,7 +57,7 @@ def restore(
     in_place: bool = False,
     force: bool = False,
     actor: AbstractBaseUser | None = None,
-    progress: Progress | None = None,
+    progress: Listener | None = None,
     identity: str | None = None,
     files_root: Path | None = None,
 ) -> RestoreResult:
@@ -67,29 +68,32 @@ def restore(
     Raises BackupError (IntegrityError for bad bytes) with nothing written to the target
     when a check fails; a failing restore tool is fatal too.
     """
-    report = progress or no_progress
+    report = Progress("restore", policy=backup.policy.name, backup_id=backup.pk, listener=progress)
     result = RestoreResult(backup_id=backup.pk, in_place=in_place)
     try:
         _check_request(backup, target=target, in_place=in_place, files_root=files_root)
         storage = get_storage(backup.storage)
         data = load_verified(backup, storage, report)
-        artifacts = data["artifacts"]
+        with_files = in_place or files_root is not None
+        artifacts = [artifact for artifact in data["artifacts"] if artifact["kind"] == "database" or with_files]
         result.migrations_differ = _check_migrations(data, force=force)
         with unpacked(backup, storage, artifacts, identity=identity, progress=report) as paths:
             if in_place:
                 taken = _pre_restore_backup(backup, actor)
                 result.pre_restore_backup_id, result.pre_restore_location = taken.pk, taken.location
             _restore_databases(artifacts, paths, target=target, in_place=in_place, result=result, progress=report)
-            if in_place or files_root is not None:
+            if with_files:
                 result.files = _restore_files(artifacts, paths, root=None if in_place else files_root)
     except Exception as error:
         _audit(backup, result, target, actor, error=str(error) or type(error).__name__)
+        report.finish(Status.FAILED, str(error))
         raise
     _audit(backup, result, target, actor)
+    report.finish(Status.SUCCEEDED)
     return result
 
 
-def load_verified(backup: Backup, storage: Storage, progress: Progress) -> dict:
+def load_verified(backup: Backup, storage: Storage, progress: Report) -> dict:
     """The stored manifest (checked against its copy and the row), each artifact re-read and checked."""
     data = manifest.load(storage, backup.location, sha256=backup.manifest_sha256)
     artifacts = data["artifacts"]
@@ -104,7 +108,7 @@ def load_verified(backup: Backup, storage: Storage, progress: Progress) -> dict:
 
 @contextlib.contextmanager
 def unpacked(
-    backup: Backup, storage: Storage, artifacts: list[dict], *, identity: str | None, progress: Progress
+    backup: Backup, storage: Storage, artifacts: list[dict], *, identity: str | None, progress: Report
 ) -> Iterator[dict[str, Path]]:
     """Each artifact decrypted and decompressed into a verified file (by artifact name), removed on exit."""
     folder = Path(settings.BACKUP_SCRATCH_DIR) / f"restore-{backup.pk}-{secrets.token_hex(4)}"
@@ -112,7 +116,7 @@ def unpacked(
     try:
         paths = {}
         for artifact in artifacts:
-            progress(f"unpack:{artifact['name']}", 0, artifact["raw_size"])
+            progress(phase(artifact), 0, artifact["raw_size"])
             dest = folder / artifact["name"].split(".zst")[0]
             key = _key(backup, artifact)
             paths[artifact["name"]] = pipeline.unpack_verified(
@@ -174,7 +178,7 @@ def _restore_databases(
     target: str | None,
     in_place: bool,
     result: RestoreResult,
-    progress: Progress,
+    progress: Report,
 ) -> None:
     databases = [artifact for artifact in artifacts if artifact["kind"] == "database"]
     if target and len(databases) > 1:
@@ -186,9 +190,8 @@ def _restore_databases(
         if engine.vendor != artifact["engine"]:
             raise BackupError(f"database {alias!r} is {engine.vendor} now, the backup holds {artifact['engine']}")
         size = paths[artifact["name"]].stat().st_size
-        progress(f"restore:{alias}", 0, size)
         engine.restore(paths[artifact["name"]], engine.alias_target(alias) if in_place else target, clean=in_place)
-        progress(f"restore:{alias}", size, size)
+        progress(phase(artifact), size, size)
         result.databases.append(alias)
 
 
@@ -226,5 +229,6 @@ def _key(backup: Backup, artifact: dict) -> str:
     return f"{backup.location}/{artifact['name']}"
 
 
-def no_progress(phase: str, done: int, total: int | None = None) -> None:
-    """No one is watching."""
+def phase(artifact: dict) -> str:
+    """The progress phase of restoring an artifact: restore:<alias> for a database, files for the archive."""
+    return f"restore:{artifact['alias']}" if artifact["kind"] == "database" else "files"

@@ -48,6 +48,17 @@ def test_a_restore_into_an_alternate_database_has_the_recorded_rows_and_files(en
     assert not list((tmp_path / "scratch").iterdir())  # the decrypted temporary files are gone
 
 
+def test_a_restore_reports_its_phases_checksums_first(engine, target, tmp_path, settings):
+    backup = back_up(tmp_path, settings)
+    phases: list[str] = []
+    restore(backup, target=target, progress=lambda phase, done, total: phases.append(phase))
+    assert list(dict.fromkeys(phases)) == ["check", "restore:default"]  # files only in place or under a root
+    phases.clear()
+    with engine.scratch("default") as another:
+        restore(backup, target=another, files_root=tmp_path / "files", progress=lambda p, d, t: phases.append(p))
+    assert list(dict.fromkeys(phases)) == ["check", "restore:default", "files"]
+
+
 def test_a_flipped_byte_is_found_before_anything_is_written(engine, target, tmp_path, settings):
     backup = back_up(tmp_path, settings)
     flip_a_byte(tmp_path, backup, "files.tar.zst")  # the last artifact: the database's is checked first
