@@ -17,8 +17,10 @@ from pathlib import Path
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.core.management.color import no_style
+from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
 from apps.audit.models import Outcome
@@ -27,7 +29,7 @@ from apps.backups import manifest, pipeline, services
 from apps.backups.engines import engine_for, engine_of
 from apps.backups.engines import files as file_engine
 from apps.backups.errors import BackupError
-from apps.backups.models import Backup, Status, Trigger
+from apps.backups.models import SCHEDULER_FIELDS, Backup, BackupPolicy, Status, Trigger
 from apps.backups.progress import Listener, Progress
 from apps.backups.storage import Storage, get_storage
 from apps.core.redaction import redact
@@ -81,7 +83,10 @@ def restore(
             if in_place:
                 taken = _pre_restore_backup(backup, actor)
                 result.pre_restore_backup_id, result.pre_restore_location = taken.pk, taken.location
+            records = _records() if in_place else ([], [])
             _restore_databases(artifacts, paths, target=target, in_place=in_place, result=result, progress=report)
+            if "default" in result.databases and in_place:
+                _carry_over(records)
             if with_files:
                 result.files = _restore_files(artifacts, paths, root=None if in_place else files_root)
     except Exception as error:
@@ -195,6 +200,39 @@ def _restore_databases(
         result.databases.append(alias)
 
 
+def _records() -> tuple[list[dict], list[dict]]:
+    """Backup rows and the policies' scheduler and lock state, as they are before an in-place restore."""
+    scheduling = [field for field in SCHEDULER_FIELDS if field != "updated_at"]
+    return list(Backup.objects.values()), list(BackupPolicy.objects.values("pk", *scheduling))
+
+
+def _carry_over(records: tuple[list[dict], list[dict]]) -> None:
+    """Put back the backup records an in-place restore of the portal's database rolled back.
+
+    The restored database is as it was when the dump was taken: the restored backup
+    itself reads RUNNING there (the next run would fail it and delete its files as an
+    interrupted run's), and every later backup, the pre-restore one included, is
+    forgotten (its files never pruned). Their rows as they were just before the restore
+    are written back, for policies the restored database still has; so is the policies'
+    scheduler and lock state (the dump saw the backup's own run holding the lock).
+    """
+    backups, policy_states = records
+    policies = set(BackupPolicy.objects.values_list("pk", flat=True))
+    users = set(get_user_model().objects.values_list("pk", flat=True))
+    with transaction.atomic():
+        for state in policy_states:
+            BackupPolicy.objects.filter(pk=state.pop("pk")).update(**state)
+        for row in backups:
+            if row["policy_id"] not in policies:
+                logger.warning("backup_record_dropped", backup_id=row["id"], location=row["location"])
+                continue
+            row["created_by_id"] = row["created_by_id"] if row["created_by_id"] in users else None
+            Backup.objects.update_or_create(pk=row.pop("id"), defaults=row)
+        with connection.cursor() as cursor:  # the id sequence as restored is behind the ids written back
+            for sql in connection.ops.sequence_reset_sql(no_style(), [Backup]):
+                cursor.execute(sql)
+
+
 def _restore_files(artifacts: list[dict], paths: dict[str, Path], *, root: Path | None) -> dict | None:
     for artifact in artifacts:
         if artifact["kind"] == "files":
@@ -214,6 +252,8 @@ def _audit(
         "forced_migrations": result.migrations_differ,
         "error": error,
     }
+    if actor is not None and not type(actor).objects.filter(pk=actor.pk).exists():  # not in a restored database
+        details["actor"], actor = actor.get_username(), None
     with transaction.atomic():
         record(
             "backup.restore",

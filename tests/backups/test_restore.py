@@ -6,6 +6,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from pyrage import x25519
 
 from apps.audit.models import AuditEvent
+from apps.backups import services
 from apps.backups.engines import engine_for
 from apps.backups.errors import BackupError, IntegrityError
 from apps.backups.models import Backup, BackupPolicy, Status, Trigger
@@ -101,6 +102,14 @@ def test_an_in_place_restore_takes_a_pre_restore_backup_first(tmp_path, settings
     event = last_restore_event()  # written after the restore: in the restored database
     assert event.details["pre_restore_backup"] == result.pre_restore_backup_id
     assert event.details["target"] == "in place"
+
+    # The records as they were before the restore, not as the dump saw them (the restored one RUNNING):
+    assert Backup.objects.get(pk=backup.pk).status == Status.SUCCEEDED
+    assert Backup.objects.get(pk=result.pre_restore_backup_id).trigger == Trigger.PRE_RESTORE
+    after = services.backup_run(backup.policy)  # which must not take the restored backup for an interrupted run
+    assert after.status == Status.SUCCEEDED, after.error
+    assert after.pk > result.pre_restore_backup_id
+    assert (tmp_path / "backups" / backup.location / "manifest.json").exists()
 
 
 def test_an_encrypted_backup_needs_its_identity(target, tmp_path, settings):
