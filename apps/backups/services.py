@@ -92,7 +92,7 @@ def backup_run(
         if backup.verification == Verification.OK or not policy.verify_after:
             report("prune", 0)
             _prune(policy)
-        report.finish(backup.status)
+        report.finish(backup.status, backup.verify_error)  # a backup that failed its verify says why
         return backup
     finally:
         lease.release()
