@@ -115,3 +115,8 @@ def test_a_dump_inside_a_transaction_is_refused_instead_of_waiting_forever():
         pytest.skip("the portal runs on PostgreSQL here")
     with transaction.atomic(), pytest.raises(BackupError, match="inside a transaction"), engine.dump("default"):
         pass
+
+
+def test_row_counts_describe_a_dump_and_need_one():
+    with pytest.raises(BackupError, match=r"row_counts\(\) follows dump\(\)"):
+        engine_of("sqlite").row_counts("default")

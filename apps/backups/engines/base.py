@@ -14,6 +14,8 @@ from typing import BinaryIO
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import ConnectionHandler
 
+from apps.backups.errors import BackupError
+
 # Django-only connection options that make no sense for a short-lived private connection.
 PRIVATE_CONNECTION_DROPPED_OPTIONS = ("pool",)
 
@@ -40,14 +42,14 @@ class DatabaseEngine(ABC):
         """
 
     def row_counts(self, alias: str) -> dict[str, int]:
-        """Exact rows per table, from the snapshot this engine dumped when it dumped `alias`.
+        """Exact rows per table, from the snapshot (or copy) this engine dumped for `alias`.
 
-        Call it on the engine that ran dump(alias) (inside or after the `with`); without a
-        dump it counts the live database (a snapshot of its own, not the dump's).
+        Call it on the engine that ran dump(alias), inside or after the `with`: the counts
+        describe exactly what was dumped, never the database as it is a moment later.
         """
-        if alias in self._dumped_counts:
-            return dict(self._dumped_counts[alias])
-        return self.count_rows(self.alias_target(alias))
+        if alias not in self._dumped_counts:
+            raise BackupError(f"no dump of {alias!r} to count: row_counts() follows dump()")
+        return dict(self._dumped_counts[alias])
 
     @abstractmethod
     def tool_versions(self) -> dict[str, str]:
