@@ -10,10 +10,11 @@ verification did not fail.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from django.core.exceptions import ValidationError
+from django.utils.timesince import timesince
 
 from apps.alerts.services import alert_fire, alert_resolve
 from apps.backups.models import Backup, BackupPolicy, Status, Verification
@@ -87,9 +88,6 @@ def evaluate(now: datetime) -> dict[str, bool]:
 
 
 def _human(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{max(seconds, 0) // 60} minutes"
+    """ "2 days, 1 hour": Django's timesince, with plain spaces (it is sent in alerts, by mail and chat)."""
+    now = datetime.now(UTC)
+    return timesince(now - delta, now).replace("\xa0", " ")

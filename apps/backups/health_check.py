@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.backups.freshness import freshness
-from apps.backups.models import BackupPolicy, Status, Verification
+from apps.backups.models import Backup, BackupPolicy, Status, Verification
 
 NAME = "backups"
 
@@ -42,6 +42,6 @@ def check() -> tuple[str, str, dict[str, Any]]:
     return "ok", f"{len(details)} enabled policies: encrypted, newest backups verified and fresh", details
 
 
-def _why(backup: Any) -> str:
+def _why(backup: Backup) -> str:
     reason = backup.error if backup.status == Status.FAILED else f"verification: {backup.verify_error}"
     return " ".join(reason.split())[:200] or "no reason recorded"

@@ -55,7 +55,7 @@ def test_a_stale_policy_is_a_warning(policy):
     status, message, _ = health_check.check()
 
     assert status == "warning"
-    assert message == "nightly: the newest verified backup of nightly is 3.0 days old (limit 2.0 days)"
+    assert message == "nightly: the newest verified backup of nightly is 3 days old (limit 2 days)"
 
 
 @pytest.mark.parametrize(
@@ -95,12 +95,14 @@ def test_the_health_run_shows_the_backups_check_and_fires_no_alert_of_its_own(mo
     monkeypatch.setattr(registry, "_checks", {})
     monkeypatch.setattr(registry, "_providers", [hooked.hooked_checks])
     settings.HEALTH_FOR_SECONDS = 0
-    policy = BackupPolicy.objects.get(name="default")
+    BackupPolicy.objects.update(enabled=False)  # the default one, unless an earlier test of this kind removed it
+    policy = BackupPolicy.objects.create(name="broken")
     make_backup(policy, NOW - timedelta(hours=2), status=Status.FAILED, verification=Verification.UNVERIFIED)
 
     results = services.run_and_store()
 
     (result,) = results
     assert (result.name, result.status) == ("backups", HealthStatus.CRITICAL)
-    assert "default: encryption is off" in result.message
+    assert result.message.startswith("broken: the newest backup failed")
+    assert "broken: encryption is off" in result.message
     assert not Alert.objects.filter(source="health").exists()

@@ -36,6 +36,8 @@ class SqliteEngine(DatabaseEngine):
             # The alias's own connection: it also sees an in-memory database (tests), which a new one cannot.
             source = connections[alias]
             source.ensure_connection()
+            if source.connection.in_transaction:  # the copy would wait forever for its own write lock
+                raise BackupError(f"cannot back up the SQLite database {alias!r} inside a transaction")
             with contextlib.closing(sqlite3.connect(path)) as copy:
                 source.connection.backup(copy)
             self._dumped_counts[alias] = self.count_rows(str(path))
