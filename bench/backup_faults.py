@@ -8,7 +8,7 @@ seeded with --seed). Prints each kill: when, the record's status at the kill, wh
 next run made of it; then every violation of the rules (none expected).
 
 Run on demand, never by the tests:
-    .venv/bin/python -m bench.backup_faults [--points 20] [--size-mb 20] [--seed 8] [--json]
+    .venv/bin/python -m bench.backup_faults [--points 20] [--size-mb 5] [--files-mb 12] [--seed 8] [--json]
 """
 
 import argparse
@@ -41,8 +41,8 @@ def run(points: int, size_mb: int, files_mb: float, seed: int, root: Path) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=20, help="kills (default 20)")
-    parser.add_argument("--size-mb", type=int, default=20, help="shop tables to seed, MB (default 20: a run ~1 s)")
-    parser.add_argument("--files-mb", type=float, default=8, help="files in MEDIA_ROOT, MB (default 8)")
+    parser.add_argument("--size-mb", type=int, default=5, help="shop tables to seed, MB (default 5)")
+    parser.add_argument("--files-mb", type=float, default=12, help="files in MEDIA_ROOT, MB (default 12: a run ~1.3 s)")
     parser.add_argument("--seed", type=int, default=8, help="the RNG seed of the kill points (default 8)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
     args = parser.parse_args()

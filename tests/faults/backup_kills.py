@@ -6,20 +6,23 @@ from the environment) with BACKUP_DIR in its folder and the default policy backi
 up the database (seeded with bench/backup_seed.py's shop tables) and MEDIA_ROOT.
 
 A clean run first measures how long a backup takes from its record's creation to
-the process's exit. Then, for each point (a seeded RNG): the run is started, and
-once its RUNNING record exists it is SIGKILLed (the process with pg_dump and any
-other child, as the OOM killer or a lost node would) after a random share of that
-duration. Right after each kill the storage must hold no artifact under its final
-name in a folder without a complete manifest (both copies, equal, every artifact
-present with its recorded size and sha256). The run lease the killed process held
-is then expired in the database (it would lapse by itself after BACKUP_LOCK_SECONDS;
-the test does not wait 5 minutes), and the next run must clean up: the killed
-record `failed`, an alert fired for it, no partial file left, no folder of a failed
-backup left. A last run completes to show the policy healthy again.
+the process's exit. Then, for each point: the run is started, and once its RUNNING
+record exists it is SIGKILLed (the process with pg_dump and any other child, as the
+OOM killer or a lost node would) at a random moment (seeded RNG) of the point's
+slice of that duration: the run is cut into `points` equal slices, so that every
+phase is hit (the dump, the files archive, the manifest, the verify, the pruning).
+Right after each kill the storage must hold no artifact under its final name in a
+folder without a complete manifest (both copies, equal, every artifact present with
+its recorded size and sha256). The run lease the killed process held is then
+expired in the database (it would lapse by itself after BACKUP_LOCK_SECONDS; the
+test does not wait 5 minutes), and the next run must clean up: the killed record
+`failed`, an alert fired for it, no partial file, no folder of it left. A last
+run completes to show the policy healthy again.
 
 This module does not import Django: the portal's code runs in its own processes.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,7 +64,7 @@ def expire_lease(site: Portal) -> None:
     """What BACKUP_LOCK_SECONDS of waiting would do to a killed run's lease."""
     site.query(
         "UPDATE backups_backuppolicy SET lock_expires_at = now() - interval '1 second'"
-        " WHERE name = %s AND lock_expires_at IS NOT NULL",
+        " WHERE name = %s AND lock_expires_at IS NOT NULL RETURNING id",
         POLICY,
     )
 
@@ -148,6 +151,18 @@ def alert_state(site: Portal) -> str | None:
     return rows[0][0] if rows else None
 
 
+def after_next_run(site: Portal, kill: dict, firings: int) -> dict[str, Any]:
+    """What the next run made of a kill: the record, whether an alert fired since, what is left on disk."""
+    folder = Path(site.env["BACKUP_DIR"]) / kill["record"]["location"]
+    return {
+        "record": record(site, kill["backup_id"]),
+        "alert_fired": alert_firings(site) > firings,
+        "alert_state": alert_state(site),
+        "leftovers": storage_problems(Path(site.env["BACKUP_DIR"]))["partials"],
+        "folder_left": sorted(path.name for path in folder.iterdir()) if folder.is_dir() else None,
+    }
+
+
 def kill_runs(site: Portal, *, points: int, seed: int, log: Callable[[str], None] = lambda message: None) -> dict:
     """A clean run, `points` runs SIGKILLed at random moments, a last clean run; what each left behind."""
     backup_dir = Path(site.env["BACKUP_DIR"])
@@ -167,17 +182,12 @@ def kill_runs(site: Portal, *, points: int, seed: int, log: Callable[[str], None
         # The run has cleaned up after the previous kill by now (it does so before creating its record).
         previous = kills[-1] if kills else None
         if previous is not None:
-            previous["next_run"] = {
-                "record": record(site, previous["backup_id"]),
-                "alert_fired": alert_firings(site) > firings,
-                "alert_state": alert_state(site),
-                "leftovers": storage_problems(backup_dir)["partials"],
-                "folder_left": (backup_dir / previous["record"]["location"]).exists(),
-            }
-        delay = rng.uniform(0, duration)
+            previous["next_run"] = after_next_run(site, previous, firings)
+        delay = duration * (point + rng.random()) / points  # a random moment in each slice of the run
         time.sleep(max(0.0, seen + delay - time.monotonic()))
         exited = process.poll()
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the run had already ended: nothing left to kill
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
         kill = {
             "point": point,
@@ -193,13 +203,7 @@ def kill_runs(site: Portal, *, points: int, seed: int, log: Callable[[str], None
     firings = alert_firings(site)
     last = clean_run(site)
     if kills:
-        kills[-1]["next_run"] = {
-            "record": record(site, kills[-1]["backup_id"]),
-            "alert_fired": alert_firings(site) > firings,
-            "alert_state": alert_state(site),
-            "leftovers": storage_problems(backup_dir)["partials"],
-            "folder_left": (backup_dir / kills[-1]["record"]["location"]).exists(),
-        }
+        kills[-1]["next_run"] = after_next_run(site, kills[-1], firings)
     return {
         "duration": duration,
         "kills": kills,
@@ -225,7 +229,9 @@ def violations(result: dict) -> list[str]:
             if not after["alert_fired"]:
                 found.append(f"{where}: the next run marked it {after['record']['status']} but fired no alert")
             if after["folder_left"]:
-                found.append(f"{where}: the interrupted backup's folder is still there after the next run")
+                found.append(f"{where}: the interrupted backup's files are still there: {after['folder_left']}")
+            elif after["folder_left"] is not None:
+                found.append(f"{where}: the interrupted backup's folder is left behind, empty")
         elif kill["record"]["status"] == "failed":
             found.append(f"{where}: a killed process cannot have recorded its own failure: {kill['record']}")
         if after["leftovers"]:

@@ -39,7 +39,7 @@ from tests.faults import backup_kills
 from tests.faults.harness import hard_timeout, portal
 from tests.services import ROOT, broker_in_memory, manage, subprocess_env
 
-KILL_POINTS = 6  # full: 20 (bench/backup_faults.py)
+KILL_POINTS = 8  # full: 20 (bench/backup_faults.py)
 FLIPS = 100
 # A Redis database per pytest-xdist worker, as tests/faults/test_alert_delivery.py (whose portals use the same).
 REDIS_DB = 14 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % 2
@@ -152,7 +152,7 @@ def artifacts(backups: Path, backup) -> list[Path]:
 @pytest.mark.xdist_group("backup_faults")
 def test_kill_9_at_random_points_leaves_no_orphan_artifact_and_the_next_run_cleans_up(tmp_path):
     media = tmp_path / "media"
-    seed_files(media, 4)
+    seed_files(media, 12)
     with (
         hard_timeout(600, "the kill -9 runs"),
         portal(
@@ -164,10 +164,12 @@ def test_kill_9_at_random_points_leaves_no_orphan_artifact_and_the_next_run_clea
             MEDIA_ROOT=str(media),
         ) as site,
     ):
-        seed_database(site.database_url, 8)
+        # A run of ~1.3 s, a third of it the files: kills land between the artifacts too.
+        seed_database(site.database_url, 5)
         result = backup_kills.kill_runs(site, points=KILL_POINTS, seed=8)
 
-    assert backup_kills.violations(result) == []
+    found = backup_kills.violations(result)
+    assert not found, "\n".join(found)
     interrupted = [kill for kill in result["kills"] if kill["record"]["status"] == "running"]
     assert interrupted, f"no kill landed inside a run: {[k['after_seconds'] for k in result['kills']]}"
 
@@ -195,15 +197,16 @@ def test_disk_full_fails_clearly_keeps_older_backups_and_does_not_prune(settings
 
     with tmpfs(tmp_path / "small-disk", "5m") as disk:
         settings.BACKUP_STORAGES = {"local": {"kind": "local", "path": disk}}
-        policy = make_policy(include_media=False, keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
-        older = run_backup(policy)
-        assert older.status == Status.SUCCEEDED, older.error
+        policy = make_policy(include_media=False, keep_last=2, keep_daily=0, keep_weekly=0, keep_monthly=0)
+        older = [run_backup(policy), run_backup(policy)]
+        assert [backup.status for backup in older] == [Status.SUCCEEDED] * 2, [backup.error for backup in older]
         before = tree(disk)
 
         big = tmp_path / "incompressible"
         big.mkdir()
         (big / "blob.bin").write_bytes(random.Random(8).randbytes(8 * 2**20))  # more than the disk holds
         policy.paths = [str(big)]
+        policy.keep_last = 1  # had retention run after this backup, it would prune the oldest one
         policy.save()
         failed = run_backup(policy)
 
@@ -211,8 +214,9 @@ def test_disk_full_fails_clearly_keeps_older_backups_and_does_not_prune(settings
         assert "no space left on device" in failed.error.lower(), failed.error
         assert "Traceback" not in failed.error
         assert tree(disk) == before  # nothing of the failed run left (no partial file), the older backup intact
-        older.refresh_from_db()
-        assert older.pruned_at is None  # retention (keep_last=1) did not run after the failure
+        for backup in older:
+            backup.refresh_from_db()
+            assert backup.pruned_at is None  # retention (keep_last=1) did not run after the failure
         alert = Alert.objects.get(source="backups", key=policy.name)
         assert alert.state == "firing"
 
@@ -238,7 +242,9 @@ def restore_into(backup, target: str, **options):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_single_byte_flips_are_all_detected_by_verify_and_by_restore_before_writing(settings, stores, encrypted_backup):
+def test_single_byte_flips_are_all_detected_by_verify_and_by_restore_before_writing(
+    settings, tmp_path, stores, encrypted_backup
+):
     from apps.backups import services
     from apps.backups.errors import IntegrityError
 
@@ -247,6 +253,8 @@ def test_single_byte_flips_are_all_detected_by_verify_and_by_restore_before_writ
     sizes = [path.stat().st_size for path in paths]
     rng = random.Random(8)
     missed_by_verify, missed_by_restore, written = [], [], []
+    files_root = tmp_path / "files-target"
+    files_root.mkdir()
     with empty_database() as target:
         for flip in range(FLIPS):
             position = rng.randrange(sum(sizes))
@@ -264,12 +272,12 @@ def test_single_byte_flips_are_all_detected_by_verify_and_by_restore_before_writ
                 if services.verify(backup).ok:
                     missed_by_verify.append((flip, path.name, position))
                 try:
-                    restore_into(backup, target)
+                    restore_into(backup, target, files_root=files_root)
                     missed_by_restore.append((flip, path.name, position))
                 except IntegrityError:
                     pass
                 scratch = Path(settings.BACKUP_SCRATCH_DIR)
-                if tables_in(target) or (scratch.exists() and tree(scratch)):
+                if tables_in(target) or tree(files_root) or (scratch.exists() and tree(scratch)):
                     written.append((flip, path.name, position))
             finally:
                 with path.open("r+b") as stream:
@@ -279,8 +287,9 @@ def test_single_byte_flips_are_all_detected_by_verify_and_by_restore_before_writ
         assert (missed_by_verify, missed_by_restore, written) == ([], [], [])
         # The same backup, whole again, verifies and restores: the failures above were the flips.
         assert services.verify(backup).ok
-        restore_into(backup, target)
+        restore_into(backup, target, files_root=files_root)
         assert set(TABLES) <= set(tables_in(target))
+        assert len(tree(files_root)) == len(tree(settings.MEDIA_ROOT))
 
 
 @pytest.mark.postgres
@@ -345,7 +354,7 @@ def test_a_missing_or_wrong_age_identity_fails_clearly_and_writes_nothing(settin
                 "backup", "restore", str(backup.pk), "--target", target, "--yes", *identity_args, env=env, timeout=120
             )
             assert result.returncode == 1, (identity_args, result.stdout, result.stderr)
-            assert "Traceback" not in result.stderr and "identity" in result.stderr.lower(), result.stderr
+            assert "Traceback" not in result.stderr and "identit" in result.stderr.lower(), result.stderr
             assert tables_in(target) == []
 
 
@@ -353,7 +362,7 @@ def test_a_missing_or_wrong_age_identity_fails_clearly_and_writes_nothing(settin
 
 
 def hostile_archive(path: Path, outside: Path, kind: str) -> str:
-    """A tar with a harmless file then one hostile member of `kind`; the hostile member's name."""
+    """A tar with a harmless file then hostile members of `kind`; the first hostile member's name."""
     with tarfile.open(path, "w") as archive:
 
         def add(info: tarfile.TarInfo, data: bytes = b"") -> None:
@@ -371,8 +380,8 @@ def hostile_archive(path: Path, outside: Path, kind: str) -> str:
             link = tarfile.TarInfo("harmless/link")
             link.type, link.linkname = tarfile.SYMTYPE, str(outside)
             add(link)
-            name = "harmless/link/through-symlink.txt"
-            add(tarfile.TarInfo(name), b"through\n")
+            add(tarfile.TarInfo("harmless/link/through-symlink.txt"), b"through\n")
+            name = link.name
         elif kind == "hardlink":
             name = "harmless/hard"
             hard = tarfile.TarInfo(name)
