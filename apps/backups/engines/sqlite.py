@@ -36,6 +36,8 @@ class SqliteEngine(DatabaseEngine):
             # The alias's own connection: it also sees an in-memory database (tests), which a new one cannot.
             source = connections[alias]
             source.ensure_connection()
+            if source.connection.in_transaction:  # the copy would wait forever for its own write lock
+                raise BackupError(f"cannot back up the SQLite database {alias!r} inside a transaction")
             with contextlib.closing(sqlite3.connect(path)) as copy:
                 source.connection.backup(copy)
             self._dumped_counts[alias] = self.count_rows(str(path))
@@ -53,7 +55,9 @@ class SqliteEngine(DatabaseEngine):
                 problems = [row[0] for row in source.execute("PRAGMA integrity_check").fetchall()]
                 if problems != ["ok"]:
                     raise BackupError(f"the SQLite dump fails its integrity check: {'; '.join(problems[:5])}")
-                with contextlib.closing(sqlite3.connect(target_path)) as destination:
+                # file:... names are URIs (a test run's in-memory database is one).
+                uri = target_path.startswith("file:")
+                with contextlib.closing(sqlite3.connect(target_path, uri=uri)) as destination:
                     source.backup(destination)
         except sqlite3.Error as error:
             raise BackupError(f"SQLite restore into {target_path} failed: {error}") from error
