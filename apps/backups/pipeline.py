@@ -43,7 +43,9 @@ def pack(
 ) -> ArtifactInfo:
     """Compress (and encrypt to the age recipients, if any) source into storage under key, atomically."""
     counted = _CountingReader(source, progress)
-    compressed = zstandard.ZstdCompressor(level=level, threads=-1).stream_reader(counted, read_size=CHUNK)
+    # One thread: zstd's worker threads each buffer whole jobs (51 MiB more at level 3 for 200 MiB, 328 MiB at
+    # 19, measured), against 9 and 95 MiB here; and a dump tool, not zstd, sets the pace of a backup.
+    compressed = zstandard.ZstdCompressor(level=level, threads=0).stream_reader(counted, read_size=CHUNK)
     with storage.writer(key) as target:
         sink = _HashingWriter(target)
         if recipients:

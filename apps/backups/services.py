@@ -66,7 +66,11 @@ def backup_run(
     A failure fires the alert (backups, <policy>), removes the run's files and leaves older
     backups alone; a success resolves the alert. Retention runs only after the new backup
     verified (or succeeded, when the policy does not verify after writing).
+    Must be called outside a transaction: the record is committed before any byte is written, and
+    SQLite's backup API cannot copy a database while this connection holds a write transaction.
     """
+    if transaction.get_connection().in_atomic_block:
+        raise BackupError("a backup cannot run inside a database transaction (call it in autocommit mode)")
     lease = Lease.acquire(policy)
     try:
         _clean_up_interrupted(policy)
@@ -75,9 +79,11 @@ def backup_run(
         try:
             storage = get_storage(backup.storage)
             _write(backup, storage, report)
-        except Exception as exc:
+        except BaseException as exc:  # interrupted too (Ctrl-C, SIGTERM): the record says failed, not running
             _fail(backup, exc, actor)
             report.finish(Status.FAILED, backup.error)
+            if not isinstance(exc, Exception):
+                raise
             return backup
         _succeed(backup, actor)
         if policy.verify_after:
@@ -86,7 +92,7 @@ def backup_run(
         if backup.verification == Verification.OK or not policy.verify_after:
             report("prune", 0)
             _prune(policy)
-        report.finish(backup.status)
+        report.finish(backup.status, backup.verify_error)  # a backup that failed its verify says why
         return backup
     finally:
         lease.release()
@@ -226,7 +232,7 @@ def _succeed(backup: Backup, actor: AbstractBaseUser | None) -> None:
     logger.info("backup_succeeded", policy=backup.policy.name, backup_id=backup.pk, size=backup.size_bytes)
 
 
-def _fail(backup: Backup, exc: Exception, actor: AbstractBaseUser | None) -> None:
+def _fail(backup: Backup, exc: BaseException, actor: AbstractBaseUser | None) -> None:
     """Record why, remove the run's files (a partial backup is no backup), alert."""
     if not isinstance(exc, BackupError):
         logger.exception("backup_crashed", policy=backup.policy.name, backup_id=backup.pk)

@@ -2,6 +2,7 @@
 
 import sqlite3
 import subprocess
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,6 +182,48 @@ def test_a_failed_backup_is_recorded_cleaned_and_alerted_and_the_next_success_re
     assert Backup.objects.get(pk=first.pk).pruned_at is None
 
 
+@pytest.mark.django_db(transaction=False)
+def test_a_backup_inside_a_transaction_is_refused_at_once(policy):
+    with pytest.raises(BackupError, match="inside a database transaction"):
+        services.backup_run(policy)
+    assert not Backup.objects.exists()
+
+
+def test_an_unknown_database_fails_the_backup_with_a_clear_error(policy):
+    policy.databases = ["default", "nope"]
+    policy.save()
+    backup = services.backup_run(policy)
+    assert (backup.status, backup.error) == (Status.FAILED, "unknown database 'nope': not in settings.DATABASES")
+
+
+@pytest.mark.postgres
+def test_a_run_started_while_another_is_writing_is_refused(policy):
+    """Two real runs at once (PostgreSQL: one connection per thread): the second is refused, the first completes."""
+    writing, refused = threading.Event(), threading.Event()
+    outcome = {}
+
+    def first_run() -> None:
+        def progress(phase: str, *_: object) -> None:
+            if phase.startswith("dump:") and not writing.is_set():
+                writing.set()
+                refused.wait(timeout=30)
+
+        try:
+            outcome["first"] = services.backup_run(BackupPolicy.objects.get(pk=policy.pk), progress=progress)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    assert writing.wait(timeout=30)
+    with pytest.raises(BackupBusyError):
+        services.backup_run(BackupPolicy.objects.get(pk=policy.pk))
+    refused.set()
+    thread.join(timeout=60)
+    assert outcome["first"].status == Status.SUCCEEDED
+    assert Backup.objects.count() == 1
+
+
 def test_a_storage_that_cannot_be_written_fails_the_backup_with_a_clear_error(policy, settings, tmp_path):
     (tmp_path / "a-file").write_bytes(b"")
     settings.BACKUP_STORAGES = {"local": {"kind": "local", "path": tmp_path / "a-file"}}
@@ -238,7 +281,7 @@ def test_the_rotating_sample_reads_every_artifact_in_100_over_percent_runs(polic
     assert all(result.ok and len(result.checked) == 2 for result in runs)  # ceil(6 x 25 %)
     assert set().union(*(result.checked for result in runs)) == every
     policy.refresh_from_db()
-    assert policy.verify_cursor.startswith(f"{backups[-1].pk}/") or policy.verify_cursor
+    assert policy.verify_cursor == f"{backups[0].pk}/files.tar.zst"  # the fourth run began the ring again
 
 
 def test_delete_removes_the_files_keeps_the_record_and_audits(policy, store, superuser):

@@ -55,7 +55,9 @@ class SqliteEngine(DatabaseEngine):
                 problems = [row[0] for row in source.execute("PRAGMA integrity_check").fetchall()]
                 if problems != ["ok"]:
                     raise BackupError(f"the SQLite dump fails its integrity check: {'; '.join(problems[:5])}")
-                with contextlib.closing(sqlite3.connect(target_path)) as destination:
+                # file:... names are URIs (a test run's in-memory database is one).
+                uri = target_path.startswith("file:")
+                with contextlib.closing(sqlite3.connect(target_path, uri=uri)) as destination:
                     source.backup(destination)
         except sqlite3.Error as error:
             raise BackupError(f"SQLite restore into {target_path} failed: {error}") from error
