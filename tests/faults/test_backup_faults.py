@@ -8,7 +8,8 @@
 - 100 single-byte flips at random positions across the artifacts: each detected by verify and by
   restore, before restore writes anything to its target; edited or missing manifests; a wrong or
   missing age identity;
-- a hostile files archive (../, absolute names, links, devices) extracts nothing outside its root;
+- a hostile files archive (../, absolute names, links, devices) extracts nothing outside its root,
+  alone and swapped into a backup with a consistent manifest (restore refuses it);
 - SQLite with writes going on during the backup: the restored copy passes PRAGMA integrity_check.
 
 Backups here are small (a few MB of bench/backup_seed.py's shop tables) so the suite stays fast.
@@ -419,6 +420,48 @@ def test_a_hostile_files_archive_restores_nothing_outside_its_root(tmp_path, kin
     assert not any(path.is_symlink() for path in root.rglob("*"))
     assert (outside / "victim.txt").read_text() == "untouched\n"
     assert not (tmp_path / "root" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_a_backup_whose_files_archive_was_swapped_for_a_hostile_one_restores_nothing_outside_its_root(
+    tmp_path, stores, kind
+):
+    """The attacker who can write the storage and the database: a hostile archive with a consistent manifest."""
+    from apps.backups import manifest, pipeline
+    from apps.backups.errors import BackupError
+    from apps.backups.models import Status
+    from apps.backups.storage import get_storage
+
+    backup = run_backup(make_policy())
+    assert backup.status == Status.SUCCEEDED, backup.error
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("untouched\n")
+    hostile_archive(tmp_path / "hostile.tar", outside, kind)
+    storage = get_storage(backup.storage)
+    data = backup.manifest
+    [artifact] = [artifact for artifact in data["artifacts"] if artifact["kind"] == "files"]
+    with (tmp_path / "hostile.tar").open("rb") as source:
+        packed = pipeline.pack(
+            source, storage, f"{backup.location}/{artifact['name']}", level=3, recipients=[], progress=lambda n: None
+        )
+    artifact.update(size=packed.size, sha256=packed.sha256, raw_size=packed.raw_size)
+    backup.manifest, backup.manifest_sha256 = data, manifest.write(storage, backup.location, data)
+    backup.save(update_fields=["manifest", "manifest_sha256"])
+    root = tmp_path / "files-target"
+    root.mkdir()
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file() and root not in path.parents}
+
+    with empty_database() as target, pytest.raises(BackupError, match="refusing archive member"):
+        restore_into(backup, target, files_root=root)
+
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file() and root not in path.parents}
+    scratch = {path for path in after if Path(stores.parent / "scratch") in path.parents}
+    assert {path: data for path, data in after.items() if path not in scratch} == before
+    assert not scratch  # the decrypted, decompressed copies are gone too
+    assert not any(path.is_symlink() for path in root.rglob("*"))
 
 
 # ---------------------------------------------------------------- SQLite while writes go on
