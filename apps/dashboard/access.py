@@ -18,6 +18,7 @@ TOPIC_PERMISSIONS = {
     "health": ("health", "view_checkstate"),
     "alerts": ("alerts", "view_alert"),
     "audit": ("audit", "view_auditevent"),
+    "backups": ("backups", "view_backup"),
 }
 TOPICS = frozenset(TOPIC_PERMISSIONS)
 

@@ -11,6 +11,7 @@ from apps.alerts import render
 from apps.alerts.models import Alert, State
 from apps.audit.models import AuditEvent
 from apps.audit.services import live_event
+from apps.backups.live import running
 from apps.health import services as health
 from apps.metrics.queries import latest_values
 
@@ -52,4 +53,5 @@ PROVIDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "health": health_state,
     "alerts": alerts,
     "audit": audit,
+    "backups": running,
 }

@@ -12,7 +12,7 @@ class HealthConfig(AppConfig):
         from apps.core import prometheus
         from apps.health import prometheus as health_families
         from apps.health import system_checks  # noqa: F401 - registers on import
-        from apps.health.checks import dependencies, system, targets  # noqa: F401 - register the built-in checks
+        from apps.health.checks import dependencies, hooked, system, targets  # noqa: F401 - register the checks
         from apps.health.models import HealthTarget
 
         # Who added, changed or removed a watched endpoint (results are records, not audited).

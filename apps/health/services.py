@@ -182,7 +182,7 @@ def _alert(check: Check, state: CheckState, result: Result, now: datetime, *, ch
     While the alert is open, a change of status (warning to critical) fires again,
     which updates its severity and summary; nobody is told twice.
     """
-    bad = result.status.at_least(check.alert_on)
+    bad = check.alerts and result.status.at_least(check.alert_on)
     if not bad:
         state.bad_since = None
         if state.alerted:

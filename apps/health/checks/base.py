@@ -117,6 +117,7 @@ class Check:
     timeout: float | None = None  # seconds; None: HEALTH_CHECK_TIMEOUT_SECONDS
     interval: int | None = None  # seconds between scheduled runs; None: every run
     description: str = ""
+    alerts: bool = True  # False: a check whose app fires its own alerts (backups); health fires none for it
 
     @property
     def effective_for(self) -> int:

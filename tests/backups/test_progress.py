@@ -1,0 +1,74 @@
+"""Progress frames: throttled, one at each phase change, a last one saying how it ended; the lease renewed."""
+
+import json
+
+import pytest
+
+from apps.backups.errors import BackupError
+from apps.backups.progress import RENEW_EVERY, Progress
+from tests.broadcasts import listen
+
+# Progress is reported outside transactions (frames leave at once), as in a real run.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_progress_is_throttled_but_every_phase_change_is_sent():
+    progress = Progress("backup", policy="default", backup_id=7)
+
+    def run() -> None:
+        for done in range(0, 500 << 20, 1 << 20):  # 500 chunks in well under a quarter second
+            progress("dump:default", done)
+        progress("files", 0, 1000)
+        progress.finish("succeeded")
+
+    payloads, _ = listen("backups", run, count=3)
+    assert [(p["type"], p["data"]["phase"]) for p in payloads] == [
+        ("progress", "dump:default"),
+        ("progress", "files"),
+        ("finished", "files"),
+    ]
+    first, _, last = (json.loads(json.dumps(p["data"])) for p in payloads)  # what the socket sends
+    assert first == {
+        "operation": "backup",
+        "policy": "default",
+        "backup_id": 7,
+        "phase": "dump:default",
+        "bytes": 0,
+        "total": None,
+        "rate": 0,
+        "elapsed": first["elapsed"],
+    }
+    assert (last["status"], last["error"], last["total"]) == ("succeeded", "", 1000)
+
+
+def test_a_listener_sees_every_report():
+    seen = []
+    progress = Progress("restore", policy="p", backup_id=None, listener=lambda *args: seen.append(args))
+    for done in (1, 2, 3):
+        progress("restore:default", done, 3)
+    assert seen == [("restore:default", 1, 3), ("restore:default", 2, 3), ("restore:default", 3, 3)]
+
+
+class FakeLease:
+    def __init__(self, lost: bool = False) -> None:
+        self.renewals, self.lost = 0, lost
+
+    def renew(self) -> None:
+        if self.lost:
+            raise BackupError("lost the lock")
+        self.renewals += 1
+
+
+def test_progress_renews_the_lease_every_thirty_seconds_and_stops_a_run_that_lost_it():
+    lease = FakeLease()
+    progress = Progress("backup", policy="p", backup_id=1, lease=lease)
+    progress("files", 1)
+    assert lease.renewals == 0
+    progress.renewed_at -= RENEW_EVERY
+    progress("files", 2)
+    progress("files", 3)
+    assert lease.renewals == 1
+    lease.lost = True
+    progress.renewed_at -= RENEW_EVERY
+    with pytest.raises(BackupError, match="lost the lock"):
+        progress("files", 4)
