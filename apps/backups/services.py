@@ -32,7 +32,7 @@ from apps.audit.services import record
 from apps.backups import manifest, pipeline, retention
 from apps.backups.engines import engine_for
 from apps.backups.engines import files as file_engine
-from apps.backups.errors import BackupError
+from apps.backups.errors import BackupBusyError, BackupError
 from apps.backups.lease import Lease
 from apps.backups.models import Backup, BackupPolicy, Status, Trigger, Verification
 from apps.backups.progress import Listener, Progress
@@ -98,19 +98,36 @@ def backup_run(
         lease.release()
 
 
-def _clean_up_interrupted(policy: BackupPolicy) -> None:
+def fail_interrupted(policy: BackupPolicy) -> int:
+    """Fail the runs of the policy that a killed process left RUNNING, now rather than at its next run.
+
+    Does nothing while a run holds the policy's lease (it is alive, or its lock has not expired yet);
+    returns how many records it failed. The scheduler's tick calls it for every policy, so a
+    killed backup is alerted on within a lease period, not a schedule period.
+    """
+    if not Backup.objects.filter(policy=policy, status=Status.RUNNING).exists():
+        return 0
+    try:
+        lease = Lease.acquire(policy)
+    except BackupBusyError:
+        return 0
+    try:
+        return _clean_up_interrupted(policy)
+    finally:
+        lease.release()
+
+
+def _clean_up_interrupted(policy: BackupPolicy) -> int:
     """Fail the policy's RUNNING records and drop their files: under the lease no other run of the policy lives."""
     try:
         get_storage(policy.storage).cleanup_partial(f"{policy.name}/")
     except BackupError:
         logger.warning("backup_cleanup_failed", policy=policy.name, exc_info=True)
-    for backup in Backup.objects.filter(policy=policy, status=Status.RUNNING):
-        _remove_files(backup)
-        now = timezone.now()
-        backup.status, backup.error, backup.finished_at = Status.FAILED, INTERRUPTED, now
-        backup.duration = now - backup.started_at
-        backup.save(update_fields=["status", "error", "finished_at", "duration"])
+    interrupted = list(Backup.objects.filter(policy=policy, status=Status.RUNNING))
+    for backup in interrupted:
         logger.warning("backup_interrupted", policy=policy.name, backup_id=backup.pk, location=backup.location)
+        _fail(backup, BackupError(INTERRUPTED), actor=None)
+    return len(interrupted)
 
 
 def _start(policy: BackupPolicy, trigger: str, actor: AbstractBaseUser | None) -> Backup:

@@ -125,7 +125,10 @@ class LocalStorage(Storage):
         found = list(self._walk(prefix))
         for _, path in found:
             path.unlink(missing_ok=True)
-        self._prune_dirs({path.parent for _, path in found})
+        folders = {path.parent for _, path in found}
+        if prefix.endswith("/"):  # a backup's folder goes too, even when a killed run left it empty
+            folders.add(self._path(prefix.rstrip("/")))
+        self._prune_dirs(folders)
         return len(found)
 
     def cleanup_partial(self, prefix: str = "") -> int:

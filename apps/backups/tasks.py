@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from apps.backups import drill, freshness, schedule, services
 from apps.backups.errors import BackupBusyError, BackupError
-from apps.backups.models import BackupPolicy, Trigger
+from apps.backups.models import BackupPolicy, Status, Trigger
 
 logger = structlog.get_logger(__name__)
 
@@ -37,17 +37,23 @@ BACKUP_TIME_LIMIT = 6 * 3600  # seconds: a large database over a slow link; the 
 
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=180)
 def backups_tick() -> dict:
-    """Every BACKUP_TICK_SECONDS: queue the due backups, verifies and drills; fire or resolve freshness alerts."""
+    """Every BACKUP_TICK_SECONDS: queue what is due, fail killed runs, fire or resolve freshness alerts."""
     now = timezone.now()
     queued: dict[str, list[str]] = {"run": [], "verify": [], "drill": []}
     for policy in BackupPolicy.objects.filter(enabled=True):
         for job, (field, expr, queue) in _jobs(policy).items():
             if _claim(policy, field, expr, now, lambda queue=queue, pk=policy.pk: queue(pk)):
                 queued[job].append(policy.name)
+    interrupted = [policy.name for policy in _with_running_backups() if services.fail_interrupted(policy)]
     stale = [name for name, is_stale in freshness.evaluate(now).items() if is_stale]
-    if any(queued.values()):
-        logger.info("backups_tick", **queued, stale=stale)
-    return {**queued, "stale": stale}
+    if any(queued.values()) or interrupted:
+        logger.info("backups_tick", **queued, interrupted=interrupted, stale=stale)
+    return {**queued, "interrupted": interrupted, "stale": stale}
+
+
+def _with_running_backups() -> list[BackupPolicy]:
+    """Policies (enabled or not) with a RUNNING record: a killed run's is failed once its lock expired."""
+    return list(BackupPolicy.objects.filter(backups__status=Status.RUNNING).distinct())
 
 
 def _jobs(policy: BackupPolicy) -> dict[str, tuple[str, str, Callable[[int], object]]]:

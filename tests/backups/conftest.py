@@ -1,17 +1,13 @@
 """Backups under test: a real S3-compatible server on loopback (moto's server mode), real folders."""
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from django.apps import apps as django_apps
 from moto.server import ThreadedMotoServer
 
 from apps.backups.storage import LocalStorage, S3Storage
-
-default_policy_migration = importlib.import_module("apps.backups.migrations.0002_default_policy")
 
 S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing-secret", "region": "us-east-1"}
 
@@ -55,20 +51,3 @@ def local_storage(tmp_path: Path) -> LocalStorage:
 def storage(request: pytest.FixtureRequest) -> LocalStorage | S3Storage:
     """Each storage kind in turn: the pipeline and the manifest must behave the same on both."""
     return request.getfixturevalue(f"{request.param}_storage")
-
-
-@pytest.fixture(autouse=True)
-def default_policy(request: pytest.FixtureRequest) -> None:
-    """The default policy, as a fresh install has it, in every test that uses the database.
-
-    A transactional test (a backup must run outside transactions) ends by emptying every table,
-    which takes the data migration's policy from the tests after it; its migration puts it back.
-    """
-    for name in ("transactional_db", "db"):  # autouse runs first: set up the database the test asked for
-        if name in request.fixturenames:
-            request.getfixturevalue(name)
-            break
-    else:
-        if not request.node.get_closest_marker("django_db"):
-            return
-    default_policy_migration.create(django_apps, None)

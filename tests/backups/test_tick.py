@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from celery.signals import after_task_publish
+from django.conf import settings
 
 from apps.alerts.models import Alert, State
 from apps.backups import tasks
-from apps.backups.models import BackupPolicy, Verification
+from apps.backups.errors import BackupError
+from apps.backups.lease import Lease
+from apps.backups.models import BackupPolicy, Status, Verification
 from opsportal.celery import app
 from tests.backups.records import make_backup
 from tests.threads import in_threads
@@ -69,7 +72,7 @@ def test_the_first_tick_plans_the_next_times_and_runs_nothing(policy, clock, pub
     done = tick()
 
     policy.refresh_from_db()
-    assert done == {"run": [], "verify": [], "drill": [], "stale": []}
+    assert done == {"run": [], "verify": [], "drill": [], "interrupted": [], "stale": []}
     assert policy.next_run_at == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
     assert policy.next_verify_at == datetime(2026, 12, 6, 4, 30, tzinfo=UTC)
     assert policy.next_drill_at == datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
@@ -196,3 +199,23 @@ def test_a_new_policy_is_not_stale_before_it_could_have_run(db, clock, tick):
     assert tick()["stale"] == []
     clock.shift(timedelta(hours=7))
     assert tick()["stale"] == ["new"]
+
+
+def test_a_killed_run_is_failed_and_alerted_once_its_lock_expired(policy, clock, tick):
+    killed = make_backup(policy, START - timedelta(minutes=10), status=Status.RUNNING)
+    lease = Lease.acquire(policy)  # the killed process's lock, not expired yet
+
+    assert tick()["interrupted"] == []
+    killed.refresh_from_db()
+    assert killed.status == Status.RUNNING
+
+    clock.shift(timedelta(seconds=settings.BACKUP_LOCK_SECONDS + 1))
+    assert tick()["interrupted"] == ["default"]
+    killed.refresh_from_db()
+    assert (killed.status, killed.finished_at) == (Status.FAILED, tasks.timezone.now())
+    assert killed.error.startswith("interrupted")
+    alert = Alert.objects.get(source="backups", key="default")
+    assert alert.state == State.FIRING and alert.description == killed.error
+    with pytest.raises(BackupError, match="lost the lock"):
+        lease.renew()  # had the process only stalled, it stops at its next progress report
+    assert tick()["interrupted"] == []
