@@ -7,6 +7,7 @@ REDIS_URL switches to PostgreSQL, channels-redis, the Redis cache and a Redis
 broker. Every variable is listed in .env.example and documented in README.md.
 """
 
+import contextlib
 import logging
 import os
 import secrets
@@ -373,6 +374,11 @@ BACKUP_RESTORE_MAX_FILES = config.integer("BACKUP_RESTORE_MAX_FILES", 1_000_000,
 BACKUP_RESTORE_MAX_BYTES = config.integer("BACKUP_RESTORE_MAX_BYTES", 1 << 40, minimum=1)
 # Decrypted, verified copies for restores and drills are written here (and removed after).
 BACKUP_SCRATCH_DIR = (BASE_DIR / config.string("BACKUP_SCRATCH_DIR", str(VAR_DIR / "tmp"))).resolve()
+# Made here (the folder itself, never its parents: a path under an unmounted volume stays missing,
+# and the disk health check says so) so that a fresh install's health and first backup find them.
+for _folder in (BACKUP_DIR, BACKUP_SCRATCH_DIR):
+    with contextlib.suppress(OSError):
+        _folder.mkdir(exist_ok=True)
 CELERY_BEAT_SCHEDULE["backups-tick"] = {
     "task": "apps.backups.tasks.backups_tick",
     "schedule": float(BACKUP_TICK_SECONDS),

@@ -4,30 +4,44 @@ import json
 
 import pytest
 
+from apps.backups import progress as progress_module
 from apps.backups.errors import BackupError
-from apps.backups.progress import RENEW_EVERY, Progress
+from apps.backups.progress import MIN_INTERVAL, RENEW_EVERY, Progress
 from tests.broadcasts import listen
 
 # Progress is reported outside transactions (frames leave at once), as in a real run.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_progress_is_throttled_but_every_phase_change_is_sent():
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic clock Progress reads, moved by hand: clock[0] += seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_progress_is_throttled_but_every_phase_change_is_sent(clock):
     progress = Progress("backup", policy="default", backup_id=7)
 
     def run() -> None:
-        for done in range(0, 500 << 20, 1 << 20):  # 500 chunks in well under a quarter second
+        for done in range(0, 500 << 20, 1 << 20):  # 500 chunks within one throttle interval
             progress("dump:default", done)
+            clock[0] += MIN_INTERVAL / 1000
+        clock[0] += MIN_INTERVAL  # a quarter second later: one more frame of the same phase
+        progress("dump:default", 500 << 20)
         progress("files", 0, 1000)
         progress.finish("succeeded")
 
-    payloads, _ = listen("backups", run, count=3)
-    assert [(p["type"], p["data"]["phase"]) for p in payloads] == [
-        ("progress", "dump:default"),
-        ("progress", "files"),
-        ("finished", "files"),
+    payloads, _ = listen("backups", run, count=4)
+    assert [(p["type"], p["data"]["phase"], p["data"]["bytes"]) for p in payloads] == [
+        ("progress", "dump:default", 0),
+        ("progress", "dump:default", 500 << 20),
+        ("progress", "files", 0),
+        ("finished", "files", 0),
     ]
-    first, _, last = (json.loads(json.dumps(p["data"])) for p in payloads)  # what the socket sends
+    assert payloads[1]["data"]["rate"] == round((500 << 20) / (MIN_INTERVAL * 1.5))
+    first, last = (json.loads(json.dumps(p["data"])) for p in (payloads[0], payloads[-1]))  # what the socket sends
     assert first == {
         "operation": "backup",
         "policy": "default",

@@ -58,6 +58,8 @@ def test_the_channel_layer_check_makes_a_round_trip():
 
 
 def test_the_broker_check_counts_the_tasks_waiting(settings):
+    with app.connection_for_write() as connection:  # the in-memory broker is the test process's: start empty
+        connection.default_channel.queue_purge("celery")
     assert dependencies.celery_broker().details["waiting"] == 0
     with app.connection_for_write() as connection:
         producer = connection.Producer()
