@@ -126,12 +126,10 @@ def broker_in_memory() -> Iterator[None]:
 
     keys = ("broker_url", "broker_transport", "result_backend", "broker_transport_options")
     saved = {key: app.conf[key] for key in keys}
-    app.close()  # the connection and producer pools were made for the broker configured before: drop them
     app.conf.update(
         broker_url="memory://", broker_transport=None, result_backend="cache+memory://", broker_transport_options={}
     )
     try:
         yield
     finally:
-        app.close()
         app.conf.update(saved)
