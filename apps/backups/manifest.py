@@ -1,8 +1,9 @@
 """The manifest of a backup: what it holds and the checksums that prove it, stored twice.
 
-Both copies are written after every artifact, the copy last, so a backup whose copy exists
-is complete. Reading compares the two with each other and with the SHA-256 on the Backup row:
-an edited, truncated or missing manifest is an IntegrityError, never a silently trusted file.
+Both copies are written after every artifact, the copy last, and published last (NAMES, in that
+order), so a backup whose copy exists is complete. Reading compares the two with each other and
+with the SHA-256 on the Backup row: an edited, truncated or missing manifest is an IntegrityError,
+never a silently trusted file.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ from apps.backups.storage import Storage
 FORMAT = 1
 NAME = "manifest.json"
 COPY_NAME = "manifest.copy.json"
+NAMES = (NAME, COPY_NAME)  # the order they are written and published in
 
 
 def encode(manifest: dict[str, Any]) -> bytes:
@@ -27,7 +29,7 @@ def encode(manifest: dict[str, Any]) -> bytes:
 def write(storage: Storage, location: str, manifest: dict[str, Any]) -> str:
     """Store the manifest and then its copy under location; returns their SHA-256."""
     data = encode(manifest)
-    for name in (NAME, COPY_NAME):
+    for name in NAMES:
         with storage.writer(f"{location}/{name}") as target:
             target.write(data)
     return hashlib.sha256(data).hexdigest()

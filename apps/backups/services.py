@@ -2,7 +2,10 @@
 
 backup_run() holds the policy's lease for the whole run, writes the record before any byte (a
 crash leaves a RUNNING record that the next run marks failed, and its files removed), streams
-every artifact through the pipeline, then the manifest, then verifies and applies retention.
+every artifact through the pipeline, then the manifest, all under a staging prefix
+("<policy>/.staging/<stamp>-<id>"), publishes the whole backup to its final prefix (the record's
+location: a killed run never leaves a file under it without the manifest), then verifies and
+applies retention.
 Disk and network I/O never happen inside a transaction; each state change is one transaction
 with its audit row.
 """
@@ -40,6 +43,7 @@ from apps.backups.storage import Storage, get_storage
 
 logger = structlog.get_logger(__name__)
 SOURCE = "backups"  # the alerts' source; keys: "<policy>", "<policy>:verify"
+STAGING = ".staging"  # a policy's folder of runs being written (policy names are slugs: no dots)
 INTERRUPTED = "interrupted: the run stopped before it finished (process killed, or its lock expired)"
 
 
@@ -117,10 +121,21 @@ def fail_interrupted(policy: BackupPolicy) -> int:
         lease.release()
 
 
+def staging_prefix(location: str) -> str:
+    """Where a run writes the backup that it publishes at location: "<policy>/.staging/<stamp>-<id>"."""
+    policy, _, name = location.rpartition("/")
+    return f"{policy}/{STAGING}/{name}"
+
+
 def _clean_up_interrupted(policy: BackupPolicy) -> int:
-    """Fail the policy's RUNNING records and drop their files: under the lease no other run of the policy lives."""
+    """Fail the policy's RUNNING records and drop their files: under the lease no other run of the policy lives.
+
+    The whole staging folder goes, so does what a failed run could not remove (its storage was unreachable).
+    """
     try:
-        get_storage(policy.storage).cleanup_partial(f"{policy.name}/")
+        storage = get_storage(policy.storage)
+        storage.cleanup_partial(f"{policy.name}/")
+        storage.delete_prefix(f"{policy.name}/{STAGING}/")
     except BackupError:
         logger.warning("backup_cleanup_failed", policy=policy.name, exc_info=True)
     interrupted = list(Backup.objects.filter(policy=policy, status=Status.RUNNING))
@@ -146,7 +161,7 @@ def _start(policy: BackupPolicy, trigger: str, actor: AbstractBaseUser | None) -
 
 
 def _write(backup: Backup, storage: Storage, report: Progress) -> None:
-    """Every artifact, then the manifest (both copies); fills the record's fields, saves nothing."""
+    """Every artifact, then the manifest (both copies), staged, then published; fills the record, saves nothing."""
     policy = backup.policy
     recipients = policy.recipient_list()
     artifacts, tools = [], {}
@@ -162,7 +177,9 @@ def _write(backup: Backup, storage: Storage, report: Progress) -> None:
     backup.finished_at, backup.duration = finished, finished - backup.started_at
     backup.size_bytes = sum(artifact["size"] for artifact in artifacts)
     backup.manifest = _manifest(backup, artifacts, tools)
-    backup.manifest_sha256 = manifest.write(storage, backup.location, backup.manifest)
+    staging = staging_prefix(backup.location)
+    backup.manifest_sha256 = manifest.write(storage, staging, backup.manifest)
+    storage.publish(f"{staging}/", f"{backup.location}/", last=manifest.NAMES)
 
 
 def _dump(backup: Backup, storage: Storage, engine: Any, alias: str, recipients: list[str], report: Progress) -> dict:
@@ -189,7 +206,7 @@ def _pack(
     backup: Backup, storage: Storage, stream: Any, name: str, recipients: list[str], progress: Callable[[int], None]
 ) -> pipeline.ArtifactInfo:
     level = backup.policy.compression_level
-    key = f"{backup.location}/{name}"
+    key = f"{staging_prefix(backup.location)}/{name}"
     return pipeline.pack(stream, storage, key, level=level, recipients=recipients, progress=progress)
 
 
@@ -289,8 +306,8 @@ def _remove_files(backup: Backup) -> None:
     """Best effort: what stays behind (storage unreachable) is removed by the next run's clean-up."""
     try:
         storage = get_storage(backup.storage)
-        storage.cleanup_partial(f"{backup.location}/")
-        storage.delete_prefix(f"{backup.location}/")
+        for prefix in (staging_prefix(backup.location), backup.location):
+            storage.delete_prefix(f"{prefix}/")  # partial objects too
     except BackupError:
         logger.warning("backup_files_not_removed", backup_id=backup.pk, location=backup.location, exc_info=True)
 

@@ -3,7 +3,8 @@
 Keys are "/"-separated names relative to the storage root ("<policy>/<stamp>-<id>/<artifact>").
 An object appears under its key only once it is complete: a killed run leaves at most a partial
 object under another name (a ".part" file, an unfinished multipart upload), which
-cleanup_partial() removes on the next run.
+cleanup_partial() removes on the next run. A backup is written under a staging prefix and
+publish() then moves it, whole, to its final prefix.
 """
 
 import contextlib
@@ -11,7 +12,7 @@ import io
 import os
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,6 +63,15 @@ class Storage(ABC):
 
         Only call it while no write under prefix is in progress (the backup lease of the policy whose
         folder prefix names guarantees that).
+        """
+
+    @abstractmethod
+    def publish(self, staging: str, final: str, *, last: Sequence[str] = ()) -> None:
+        """Move every object under the folder prefix staging ("a/b/") to the folder prefix final.
+
+        Nothing may exist under final yet. The names in last (relative to the prefix) arrive after
+        every other object, in that order: a reader that finds them finds the rest too. Afterwards
+        nothing is left under staging.
         """
 
 
@@ -136,6 +146,18 @@ class LocalStorage(Storage):
         for _, path in partial:
             path.unlink(missing_ok=True)
         return len(partial)
+
+    def publish(self, staging: str, final: str, *, last: Sequence[str] = ()) -> None:
+        """One rename of the staging folder: the final folder appears whole or not at all (last is moot)."""
+        source, target = self._path(staging.rstrip("/")), self._path(final.rstrip("/"))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(source, target)  # same filesystem: atomic; refuses a non-empty target
+            _fsync_dir(target.parent)
+            _fsync_dir(source.parent)
+        except OSError as exc:
+            raise BackupError(f"cannot publish {staging} as {final}: {exc.strerror}") from exc
+        self._prune_dirs({source.parent})  # the staging folder of the policy, once it holds no other run
 
     def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
         """(key, path) of the files whose key starts with prefix: walks only the prefix's deepest folder."""
@@ -250,6 +272,16 @@ class S3Storage(Storage):
                     )
                     count += 1
         return count
+
+    def publish(self, staging: str, final: str, *, last: Sequence[str] = ()) -> None:
+        """Server-side copies (multipart beyond 5 GB), the names in last at the end; then staging is deleted."""
+        names = [obj["Key"][len(self.prefix + staging) :] for obj in self._objects(staging)]
+        ordered = [name for name in names if name not in last] + [name for name in last if name in names]
+        for name in ordered:
+            with _s3_errors(staging + name):
+                source = {"Bucket": self.bucket, "Key": self._key(staging + name)}
+                self.client.copy(source, self.bucket, self._key(final + name))
+        self.delete_prefix(staging)
 
     def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
         with _s3_errors(prefix):

@@ -160,6 +160,40 @@ def test_an_expired_lock_is_taken_over_and_the_killed_run_is_marked_failed_and_c
     assert (policy.lock_token, policy.lock_expires_at) == ("", None)
 
 
+def test_a_run_writes_under_staging_so_its_final_folder_never_holds_an_artifact_without_its_manifest(policy, store):
+    seen = {}
+
+    def fail_after_the_dump(phase: str, *_: object) -> None:
+        if phase == "files":  # the dump is complete: a kill here used to leave it under its final name
+            location = Backup.objects.get(status=Status.RUNNING).location
+            seen["final"] = store.list(f"{location}/")
+            seen["staged"] = store.list(f"{services.staging_prefix(location)}/")
+            raise BackupError("the disk went away")
+
+    backup = services.backup_run(policy, progress=fail_after_the_dump)
+
+    assert (backup.status, backup.error) == (Status.FAILED, "the disk went away")
+    assert seen == {"final": [], "staged": [f"nightly/.staging/{backup.location.split('/')[1]}/{DUMP}"]}
+    assert list(store.root.rglob("*")) == []  # no file, no empty folder (.staging included)
+
+
+def test_the_next_run_removes_what_killed_runs_left_in_staging(policy, store):
+    killed = Backup.objects.create(policy=policy, storage="local", location="nightly/killed", started_at=timezone.now())
+    with store.writer(f"nightly/.staging/killed/{DUMP}") as target:
+        target.write(b"a complete artifact, not published")
+    (store.root / "nightly" / ".staging" / "killed" / ".files.tar.zst.part-0badf00d").write_bytes(b"half")
+    with store.writer("nightly/.staging/older/files.tar.zst") as target:  # a failed run that could not clean up
+        target.write(b"left when the storage was unreachable")
+
+    backup = services.backup_run(policy)
+
+    assert backup.status == Status.SUCCEEDED
+    killed.refresh_from_db()
+    assert killed.status == Status.FAILED and killed.error.startswith("interrupted")
+    assert store.list() == store.list(f"{backup.location}/")  # the new backup's files, nothing else
+    assert not (store.root / "nightly" / ".staging").exists()
+
+
 def test_a_failed_backup_is_recorded_cleaned_and_alerted_and_the_next_success_resolves(policy, store, tmp_path):
     first = services.backup_run(policy)
     before = {key: store.open(key).read() for key in store.list()}

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from apps.backups import manifest
 from apps.backups import storage as storage_module
 from apps.backups.errors import BackupError, IntegrityError
 from apps.backups.storage import LocalStorage, S3Storage, get_storage
@@ -92,6 +93,69 @@ def test_local_delete_prefix_removes_partial_files_and_empty_folders(local_stora
     (local_storage.root / "p" / "b" / ".c.part-1").write_bytes(b"c")
     assert local_storage.delete_prefix("p/b/") == 2
     assert not (local_storage.root / "p").exists() and local_storage.root.exists()
+
+
+STAGED = ["manifest.copy.json", "db.zst", "manifest.json", "files.tar.zst"]
+
+
+def test_publish_moves_a_staged_backup_to_its_final_prefix_and_empties_the_staging(storage):
+    for key in ["p/b0/db.zst"] + [f"p/.staging/b1/{name}" for name in STAGED]:
+        with storage.writer(key) as target:
+            target.write(key.encode())
+
+    storage.publish("p/.staging/b1/", "p/b1/", last=manifest.NAMES)
+
+    assert storage.list("p/") == ["p/b0/db.zst", *sorted(f"p/b1/{name}" for name in STAGED)]
+    with storage.open("p/b1/manifest.json") as stored:
+        assert stored.read() == b"p/.staging/b1/manifest.json"
+    assert storage.delete_prefix("p/.staging/") == 0
+
+
+def test_local_publish_is_one_rename_of_the_folder_synced_in_both_parents(local_storage, monkeypatch):
+    for name in STAGED:
+        with local_storage.writer(f"p/.staging/b1/{name}") as target:
+            target.write(b"x")
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(source, target):
+        events.append(("rename", str(source), str(target)))
+        real_rename(source, target)
+
+    monkeypatch.setattr(storage_module.os, "fsync", fsync)
+    monkeypatch.setattr(storage_module.os, "rename", rename)
+    local_storage.publish("p/.staging/b1/", "p/b1/")
+
+    root = local_storage.root
+    assert events == [
+        ("rename", str(root / "p" / ".staging" / "b1"), str(root / "p" / "b1")),
+        ("fsync", str(root / "p")),
+        ("fsync", str(root / "p" / ".staging")),
+    ]
+    assert sorted(path.name for path in (root / "p").iterdir()) == ["b1"]  # .staging went, once empty
+
+
+def test_s3_publish_copies_the_manifests_last(s3_storage, monkeypatch):
+    for name in STAGED:
+        with s3_storage.writer(f"p/.staging/b1/{name}") as target:
+            target.write(b"x")
+    copied = []
+    real_copy = s3_storage.client.copy
+
+    def copy(source, bucket, key):
+        copied.append(key)
+        real_copy(source, bucket, key)
+
+    monkeypatch.setattr(s3_storage.client, "copy", copy)
+    s3_storage.publish("p/.staging/b1/", "p/b1/", last=manifest.NAMES)
+
+    names = ["db.zst", "files.tar.zst", "manifest.json", "manifest.copy.json"]
+    assert copied == [f"opsportal/p/b1/{name}" for name in names]
+    assert s3_storage.list("p/.staging/") == [] and _uploads(s3_storage) == []
 
 
 def test_s3_writer_uploads_a_large_object_in_parts(s3_storage, monkeypatch):

@@ -13,11 +13,14 @@ slice of that duration: the run is cut into `points` equal slices, so that every
 phase is hit (the dump, the files archive, the manifest, the verify, the pruning).
 Right after each kill the storage must hold no artifact under its final name in a
 folder without a complete manifest (both copies, equal, every artifact present with
-its recorded size and sha256). The run lease the killed process held is then
-expired in the database (it would lapse by itself after BACKUP_LOCK_SECONDS; the
-test does not wait 5 minutes), and the next run must clean up: the killed record
-`failed`, an alert fired for it, no partial file, no folder of it left. A last
-run completes to show the policy healthy again.
+its recorded size and sha256); a run writes under "<policy>/.staging/" and publishes
+the whole folder at the end, so what a kill leaves there is partial, as temp files
+are. The run lease the killed process held is then expired in the database (it
+would lapse by itself after BACKUP_LOCK_SECONDS; the test does not wait 5 minutes),
+and the next run must clean up: the killed record `failed`, an alert fired for it
+(alert_fire called: the alert's (episode, fire_count) grew; firing an alert that is
+still firing makes no transition), no partial file (but the next run's own), no
+folder of it left, staged or final. A last run completes to show the policy healthy again.
 
 This module does not import Django: the portal's code runs in its own processes.
 """
@@ -40,6 +43,7 @@ from tests.services import ROOT
 
 POLICY = "default"
 PART = ".part"  # a storage writer's temporary name contains it (apps/backups/storage.py)
+STAGING = ".staging"  # "<policy>/.staging/<stamp>-<id>/": a run's files before it publishes them (services.py)
 MANIFESTS = ("manifest.json", "manifest.copy.json")
 
 
@@ -105,17 +109,26 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def storage_problems(backup_dir: Path) -> dict[str, list[str]]:
+def staged(location: str) -> str:
+    """The staging folder of the backup whose final folder is location."""
+    policy, _, name = location.rpartition("/")
+    return f"{policy}/{STAGING}/{name}"
+
+
+def storage_problems(backup_dir: Path, running: str | None = None) -> dict[str, list[str]]:
     """What the local storage holds that a crash must not leave: "orphans" are files under a final name in a
-    folder without a complete manifest, "partials" temporary files (allowed right after a kill, not after a run)."""
+    folder without a complete manifest, "partials" temporary or staged files (allowed right after a kill,
+    not after a run). The files of the run in progress at `running` (its location) are not counted."""
     problems: dict[str, list[str]] = {"orphans": [], "partials": []}
     if not backup_dir.exists():
         return problems
-    folders = {path.parent for path in backup_dir.rglob("*") if path.is_file()}
+    ignored = {backup_dir / running, backup_dir / staged(running)} if running else set()
+    folders = {path.parent for path in backup_dir.rglob("*") if path.is_file()} - ignored
     for folder in sorted(folders):
         names = sorted(path.name for path in folder.iterdir() if path.is_file())
-        problems["partials"] += [str(folder / name) for name in names if PART in name]
-        final = [name for name in names if PART not in name]
+        is_staged = STAGING in folder.relative_to(backup_dir).parts
+        problems["partials"] += [str(folder / name) for name in names if PART in name or is_staged]
+        final = [name for name in names if PART not in name and not is_staged]
         if final and not complete_manifest(folder, final):
             problems["orphans"] += [str(folder / name) for name in final]
     return problems
@@ -137,13 +150,11 @@ def complete_manifest(folder: Path, final: list[str]) -> bool:
     )
 
 
-def alert_firings(site: Portal) -> int:
-    """How many times the policy's backup alert fired (a new episode or again)."""
-    return site.query(
-        "SELECT count(*) FROM alerts_transition t JOIN alerts_alert a ON a.id = t.alert_id"
-        " WHERE a.source = 'backups' AND a.key = %s AND t.kind IN ('fired', 'refired')",
-        POLICY,
-    )[0][0]
+def alert_firings(site: Portal) -> tuple[int, int]:
+    """(episode, fire_count) of the policy's backup alert: it grows with every alert_fire, even of a firing alert
+    (which makes no transition); (0, 0) before the first."""
+    rows = site.query("SELECT episode, fire_count FROM alerts_alert WHERE source = 'backups' AND key = %s", POLICY)
+    return tuple(rows[0]) if rows else (0, 0)
 
 
 def alert_state(site: Portal) -> str | None:
@@ -151,15 +162,18 @@ def alert_state(site: Portal) -> str | None:
     return rows[0][0] if rows else None
 
 
-def after_next_run(site: Portal, kill: dict, firings: int) -> dict[str, Any]:
-    """What the next run made of a kill: the record, whether an alert fired since, what is left on disk."""
-    folder = Path(site.env["BACKUP_DIR"]) / kill["record"]["location"]
+def after_next_run(site: Portal, kill: dict, firings: tuple[int, int], running: str | None) -> dict[str, Any]:
+    """What the next run (still running at `running`, or done: None) made of a kill: the record, whether an
+    alert fired since, what is left on disk (its final or staging folder: the names in it, None if gone)."""
+    backup_dir = Path(site.env["BACKUP_DIR"])
+    location = kill["record"]["location"]
+    folders = [folder for folder in (backup_dir / location, backup_dir / staged(location)) if folder.is_dir()]
     return {
         "record": record(site, kill["backup_id"]),
         "alert_fired": alert_firings(site) > firings,
         "alert_state": alert_state(site),
-        "leftovers": storage_problems(Path(site.env["BACKUP_DIR"]))["partials"],
-        "folder_left": sorted(path.name for path in folder.iterdir()) if folder.is_dir() else None,
+        "leftovers": storage_problems(backup_dir, running)["partials"],
+        "folder_left": sorted(path.name for folder in folders for path in folder.iterdir()) if folders else None,
     }
 
 
@@ -182,7 +196,7 @@ def kill_runs(site: Portal, *, points: int, seed: int, log: Callable[[str], None
         # The run has cleaned up after the previous kill by now (it does so before creating its record).
         previous = kills[-1] if kills else None
         if previous is not None:
-            previous["next_run"] = after_next_run(site, previous, firings)
+            previous["next_run"] = after_next_run(site, previous, firings, record(site, backup_id)["location"])
         delay = duration * (point + rng.random()) / points  # a random moment in each slice of the run
         time.sleep(max(0.0, seen + delay - time.monotonic()))
         exited = process.poll()
@@ -203,7 +217,7 @@ def kill_runs(site: Portal, *, points: int, seed: int, log: Callable[[str], None
     firings = alert_firings(site)
     last = clean_run(site)
     if kills:
-        kills[-1]["next_run"] = after_next_run(site, kills[-1], firings)
+        kills[-1]["next_run"] = after_next_run(site, kills[-1], firings, None)
     return {
         "duration": duration,
         "kills": kills,

@@ -2,7 +2,8 @@
 
 - kill -9 of `manage.py backup run` at random points (tests/faults/backup_kills.py; CI runs
   KILL_POINTS of them, `python -m bench.backup_faults` the full 20): no artifact under a final
-  name without a complete manifest, leftovers cleaned by the next run, the record failed, an alert;
+  name without a complete manifest (a run stages its files and publishes the folder whole), the
+  leftovers (temp and staged files) cleaned by the next run, the record failed, an alert fired;
 - the disk fills up (a 5 MB tmpfs as the storage): a clear error, no partial file, the older
   backup byte-identical, retention not run;
 - 100 single-byte flips at random positions across the artifacts: each detected by verify and by
