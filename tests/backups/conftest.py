@@ -7,7 +7,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from apps.backups.storage import LocalStorage, S3Storage
+from apps.backups.s3 import S3Storage
+from apps.backups.storage import LocalStorage
 
 S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing-secret", "region": "us-east-1"}
 

@@ -7,9 +7,11 @@ import pytest
 from django.test import override_settings
 
 from apps.backups import manifest
+from apps.backups import s3 as s3_module
 from apps.backups import storage as storage_module
 from apps.backups.errors import BackupError, IntegrityError
-from apps.backups.storage import LocalStorage, S3Storage, get_storage
+from apps.backups.s3 import S3Storage
+from apps.backups.storage import LocalStorage, get_storage
 
 
 class WriteFailedError(Exception):
@@ -159,7 +161,7 @@ def test_s3_publish_copies_the_manifests_last(s3_storage, monkeypatch):
 
 
 def test_s3_writer_uploads_a_large_object_in_parts(s3_storage, monkeypatch):
-    monkeypatch.setattr(storage_module, "S3_PART_SIZE", 5 << 20)  # S3's minimum part size
+    monkeypatch.setattr(s3_module, "S3_PART_SIZE", 5 << 20)  # S3's minimum part size
     data = os.urandom(11 << 20)
     with s3_storage.writer("p/b/big") as target:
         for start in range(0, len(data), 1 << 20):
@@ -174,7 +176,7 @@ def test_s3_writer_uploads_a_large_object_in_parts(s3_storage, monkeypatch):
 
 
 def test_s3_writer_aborts_the_upload_when_the_write_fails(s3_storage, monkeypatch):
-    monkeypatch.setattr(storage_module, "S3_PART_SIZE", 5 << 20)
+    monkeypatch.setattr(s3_module, "S3_PART_SIZE", 5 << 20)
     with pytest.raises(WriteFailedError), s3_storage.writer("p/b/big") as target:
         target.write(b"x" * (6 << 20))  # one part uploaded
         assert len(_uploads(s3_storage)) == 1
