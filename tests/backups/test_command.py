@@ -2,21 +2,22 @@
 
 import io
 import json
-import sqlite3
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyrage
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.backups.engines import engine_for
 from apps.backups.lease import Lease
 from apps.backups.models import Backup, BackupPolicy, Status, Trigger, Verification
 from tests.services import manage, subprocess_env
 
-pytestmark = pytest.mark.django_db
+# Transactional: backup_run refuses to run inside a transaction (its record is committed before any byte is
+# written), and most tests here make a backup. The default policy survives the flush (a post_migrate receiver).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,13 @@ def small_policy(settings, tmp_path) -> BackupPolicy:
     (settings.MEDIA_ROOT / "avatars").mkdir(parents=True)
     (settings.MEDIA_ROOT / "avatars" / "alice.png").write_bytes(b"\x89PNG" + bytes(range(256)) * 8)
     return BackupPolicy.objects.get(name="default")
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    """An empty database to restore into: a scratch PostgreSQL database, or an SQLite file."""
+    with engine_for("default").scratch("default") as scratch:
+        yield scratch
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -142,8 +150,11 @@ def test_drill_restores_the_newest_backup_and_prints_its_checks():
 
 
 def test_prune_dry_run_says_what_it_would_delete_and_why_the_rest_stay(small_policy):
-    BackupPolicy.objects.filter(pk=small_policy.pk).update(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    # Both kept while they are made (each good run applies the retention), then a rule that keeps one.
+    policies = BackupPolicy.objects.filter(pk=small_policy.pk)
+    policies.update(keep_last=2, keep_daily=0, keep_weekly=0, keep_monthly=0)
     older, newer = backup_now(), backup_now()
+    policies.update(keep_last=1)
 
     code, out, _ = run("prune", "--dry-run", "--json")
     [result] = json.loads(out)
@@ -159,17 +170,61 @@ def test_prune_dry_run_says_what_it_would_delete_and_why_the_rest_stay(small_pol
     assert older.pruned_at is not None
 
 
-def test_restore_into_another_sqlite_file(tmp_path):
+def test_restore_into_another_database(target):
     backup = backup_now()
-    target = tmp_path / "restored.sqlite3"
 
-    code, out, err = run("restore", str(backup.pk), "--target", str(target), "--json")
+    code, out, err = run("restore", str(backup.pk), "--target", target, "--json")
 
     assert code == 0, err
-    assert json.loads(out) is not None
-    with sqlite3.connect(target) as restored:
-        assert restored.execute("SELECT COUNT(*) FROM backups_backuppolicy").fetchone()[0] >= 1
+    assert json.loads(out)["databases"] == ["default"]
+    assert engine_for("default").count_rows(target)["backups_backuppolicy"] >= 1
     assert AuditEvent.objects.filter(action="backup.restore").exists()
+
+
+def test_prune_exits_1_when_a_deletion_failed(small_policy, monkeypatch):
+    BackupPolicy.objects.filter(pk=small_policy.pk).update(keep_last=2, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    older, _ = backup_now(), backup_now()
+    BackupPolicy.objects.filter(pk=small_policy.pk).update(keep_last=1)
+
+    def unreachable_storage(backup, *, actor):
+        raise OSError("the storage did not answer")
+
+    monkeypatch.setattr("apps.backups.services.delete", unreachable_storage)
+    code, out, _ = run("prune")
+
+    assert code == 1 and "1 failed" in out and f"#{older.pk}: the storage did not answer" in out
+
+
+def test_run_exits_1_when_the_backup_failed(small_policy, tmp_path):
+    BackupPolicy.objects.filter(pk=small_policy.pk).update(paths=[str(tmp_path / "gone")])
+
+    code, out, _ = run("run")
+
+    assert code == 1 and "failed" in out and "do not exist" in out
+    assert Backup.objects.get().status == Status.FAILED
+
+
+def test_restore_in_place_says_where_the_pre_restore_backup_is(settings):
+    backup = backup_now()
+
+    code, out, err = run("restore", str(backup.pk), "--in-place", "--yes")
+
+    assert code == 0, err
+    location = out.split("pre-restore backup at ")[1].split(" ")[0]
+    assert location != backup.location and (Path(settings.BACKUP_DIR) / location / "manifest.json").exists()
+
+
+def test_restore_reads_the_identity_from_the_file_given(small_policy, tmp_path, target):
+    identity = pyrage.x25519.Identity.generate()
+    BackupPolicy.objects.filter(pk=small_policy.pk).update(recipients=str(identity.to_public()))
+    backup = backup_now()
+    key = tmp_path / "key.txt"
+    key.write_text(f"# created by manage.py backup keygen\n{identity}\n")
+
+    code, _, err = run("restore", str(backup.pk), "--target", target, "--identity", str(key))
+
+    assert backup.encrypted and code == 0, err
+    assert engine_for("default").count_rows(target)["backups_backuppolicy"] >= 1
 
 
 def test_restore_in_place_without_a_terminal_needs_yes():
@@ -247,15 +302,25 @@ def test_as_a_real_process_exit_status_means_something(tmp_path):
     unknown = manage("backup", "run", "--policy", "nope", env=env)
     assert unknown.returncode == 2 and "no backup policy named 'nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
-    with sqlite3.connect(tmp_path / "opsportal.sqlite3") as db:
-        db.execute("UPDATE backups_backuppolicy SET lock_token = 'held', lock_expires_at = ? WHERE name = 'default'",
-                   [(timezone.now() + timedelta(minutes=5)).replace(tzinfo=None).isoformat(sep=" ")])  # fmt: skip
+    # Through the ORM in the process's own database (its audit triggers need Django's connection): another run
+    # holds the default policy's lock, and a policy names a folder that does not exist.
+    gone = str(tmp_path / "gone")
+    shell(env, "from apps.backups.lease import Lease; from apps.backups.models import BackupPolicy as P; "
+               "Lease.acquire(P.objects.get(name='default')); "
+               f"P.objects.create(name='broken', databases=[], include_media=False, paths=[{gone!r}])")  # fmt: skip
     busy = manage("backup", "run", env=env)
     assert busy.returncode == 3 and "already running" in busy.stderr, busy.stderr
-    with sqlite3.connect(tmp_path / "opsportal.sqlite3") as db:
-        db.execute("UPDATE backups_backuppolicy SET lock_token = '', lock_expires_at = NULL")
+    failed = manage("backup", "run", "--policy", "broken", env=env)
+    assert failed.returncode == 1 and "do not exist" in failed.stdout, (failed.stdout, failed.stderr)
+    shell(env, "from apps.backups.models import BackupPolicy; "
+               "BackupPolicy.objects.update(lock_token='', lock_expires_at=None)")  # fmt: skip
     done = manage("backup", "run", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == Status.SUCCEEDED
     in_place = manage("backup", "restore", str(json.loads(done.stdout)["id"]), "--in-place", env=env)
     assert in_place.returncode == 2 and "--yes" in in_place.stderr
+
+
+def shell(env: dict, code: str) -> None:
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr

@@ -41,8 +41,11 @@ def plural(count: int, word: str, words: str = "") -> str:
     return f"{count} {word if count == 1 else words or word + 's'}"
 
 
-def artifact_names(backup: Backup) -> list[str]:
-    return [artifact["name"] for artifact in backup.manifest.get("artifacts", []) if "name" in artifact]
+def stored_file_names(backup: Backup) -> list[str]:
+    """The files a backup's page may offer: its manifest's artifacts (plain names only) and the manifest."""
+    names = [artifact.get("name") for artifact in (backup.manifest or {}).get("artifacts", [])]
+    plain = [name for name in names if isinstance(name, str) and name and "/" not in name and name[0] != "."]
+    return [*plain, *MANIFEST_FILES]
 
 
 # ---------------------------------------------------------------- backups
@@ -127,7 +130,9 @@ class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list:
         download = self.admin_site.admin_view(self.download_view)
         name = "backups_backup_download"
-        return [path("<path:object_id>/download/<str:name>", download, name=name), *super().get_urls()]
+        # <path:name>: any name reaches the view (a "/" in it too) and is answered there, 404 unless it is one
+        # of the backup's files, instead of falling through to APPEND_SLASH's redirect.
+        return [path("<int:object_id>/download/<path:name>", download, name=name), *super().get_urls()]
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         backup = self.get_object(request, object_id)
@@ -140,12 +145,13 @@ class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _downloadable(self, request: HttpRequest, backup: Backup) -> bool:
         return request.user.has_perm(DOWNLOAD_PERMISSION) and backup.status == Status.SUCCEEDED and not backup.pruned_at
 
-    def download_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+    def download_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         """Stream one stored file (an artifact or the manifest) as it is stored: compressed, encrypted if it was."""
         backup = get_object_or_404(Backup, pk=object_id)
         if not self.has_view_permission(request, backup) or not request.user.has_perm(DOWNLOAD_PERMISSION):
             raise PermissionDenied
-        if not self._downloadable(request, backup) or name not in (*artifact_names(backup), *MANIFEST_FILES):
+        # Only a name of the backup's own files (equal to one from its manifest) reaches the storage key.
+        if not self._downloadable(request, backup) or name not in stored_file_names(backup):
             raise Http404("No such file in this backup (or its files were deleted).")
         storage, key = get_storage(backup.storage), f"{backup.location}/{name}"
         try:

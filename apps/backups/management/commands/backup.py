@@ -199,14 +199,16 @@ class Command(BaseCommand):
         with self.progress_bar() as bar:
             result = restore.restore(backup, target=target, in_place=in_place, force=force, actor=None,
                                      progress=bar, identity=key)  # fmt: skip
-        done = f"Restored backup {backup.pk} ({backup.location}) {'in place' if in_place else 'into the target'}."
-        self.emit(as_data(result), json, lambda data: self.stdout.write(self.style.SUCCESS(done)))
+        self.emit(as_data(result), json, lambda data: self.say_restore(backup, result))
 
     def handle_prune(self, *, policy: str | None, dry_run: bool, json: bool, **options: Any) -> None:
         policies = [self.policy(policy)] if policy else list(BackupPolicy.objects.order_by("name"))
-        results = [as_data(retention.prune(each, dry_run=dry_run)) for each in policies]
-        self.emit(results, json, self.say_prune)
-        if any(result["errors"] for result in results):
+        results = [retention.prune(each, dry_run=dry_run) for each in policies]
+        if json:
+            self.stdout.write(jsonlib.dumps([result.as_dict() for result in results], indent=2))
+        else:
+            self.stdout.write("\n".join(line for result in results for line in result.lines()))
+        if not all(result.ok for result in results):
             sys.exit(EXIT_FAILED)
 
     def handle_keygen(self, *, json: bool, **options: Any) -> None:
@@ -278,6 +280,16 @@ class Command(BaseCommand):
         ok = data["status"] == Status.SUCCEEDED and data["verification"] != Verification.FAILED
         self.stdout.write(self.style.SUCCESS(text) if ok else self.style.ERROR(f"{text}\n  {data['error']}"))
 
+    def say_restore(self, backup: Backup, result: restore.RestoreResult) -> None:
+        where = "in place" if result.in_place else "into the target"
+        self.stdout.write(self.style.SUCCESS(f"Restored backup {backup.pk} ({backup.location}) {where}."))
+        if result.pre_restore_location:
+            # The pre-restore backup's row may be gone (the restored database predates it); its files are not.
+            self.stdout.write(f"What it replaced was backed up first: pre-restore backup at "
+                              f"{result.pre_restore_location} (storage {backup.policy.storage}).")  # fmt: skip
+        if result.migrations_differ:
+            self.stdout.write(self.style.WARNING("Restored despite different migrations (--force): run migrate."))
+
     def say_list(self, rows: list[dict[str, Any]]) -> None:
         self.stdout.write("  ".join(title.ljust(width) for title, width in LIST_COLUMNS).rstrip())
         for row in rows:
@@ -306,16 +318,3 @@ class Command(BaseCommand):
             )
         if data["error"]:
             self.stdout.write(self.style.ERROR(f"  {data['error']}"))
-
-    def say_prune(self, results: list[dict[str, Any]]) -> None:
-        for result in results:
-            verb = "would delete" if result["dry_run"] else "deleted"
-            self.stdout.write(f"{result['policy']}: keeps {len(result['keep'])}, {verb} {len(result['delete'])}.")
-            for entry in result["keep"]:
-                self.stdout.write(f"  keep   {entry['id']:>6} {entry['started_at']:%Y-%m-%d %H:%M}  "
-                                  f"{', '.join(entry['reasons'])}")  # fmt: skip
-            for entry in result["delete"]:
-                failed = result["errors"].get(entry["id"])
-                mark = f"  FAILED: {failed}" if failed else ""
-                self.stdout.write(f"  delete {entry['id']:>6} {entry['started_at']:%Y-%m-%d %H:%M}  "
-                                  f"{', '.join(entry['reasons'])}{mark}")  # fmt: skip
