@@ -83,13 +83,18 @@ class BackupPolicyForm(forms.ModelForm):
     paths = LinesField(required=False, help_text="More absolute paths (files or folders) to archive, one per line.")
     storage = forms.ChoiceField(
         choices=storage_choices,
+        initial=BackupPolicy._meta.get_field("storage").default,
         error_messages={"invalid_choice": "%(value)s is not a configured storage (settings.BACKUP_STORAGES)."},
         help_text="Where the backups go: a storage named in BACKUP_STORAGES (s3 appears when BACKUP_S3_BUCKET is set).",
     )
+    # Declared fields take nothing from the model: the add form shows the model's defaults through `initial`.
     compression_level = forms.IntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(19)], help_text="zstd level, 1 (fastest) to 19."
+        initial=BackupPolicy._meta.get_field("compression_level").default,
+        validators=[MinValueValidator(1), MaxValueValidator(19)],
+        help_text="zstd level, 1 (fastest) to 19.",
     )
     verify_sample_percent = forms.IntegerField(
+        initial=BackupPolicy._meta.get_field("verify_sample_percent").default,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="Share of artifacts each scheduled verify reads (rotating), 1 to 100.",
     )

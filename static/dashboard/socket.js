@@ -93,12 +93,20 @@
       if (last !== undefined && frame.seq <= last) {
         return; // already in the snapshot, or a duplicate
       }
-      if (last !== undefined && frame.seq > last + 1 && !this.resyncing.has(frame.topic)) {
-        this.resyncing.add(frame.topic);
-        this.send({ type: "resync", topic: frame.topic });
+      if (last !== undefined && frame.seq > last + 1) {
+        this.resync(frame.topic);
       }
       this.seq.set(frame.topic, frame.seq);
       this.handlers.frame(frame.topic, frame.type, frame.data, frame);
+    }
+
+    // Ask for a fresh snapshot of the topic (once until it comes): after a gap, or when a page wants the
+    // state a frame does not carry.
+    resync(topic) {
+      if (!this.resyncing.has(topic)) {
+        this.resyncing.add(topic);
+        this.send({ type: "resync", topic: topic });
+      }
     }
 
     closed(code) {

@@ -1,7 +1,9 @@
 // The "Running now" panel of the backup pages: backups, verifies, drills and restores as they run (phase,
 // bytes, rate), from the dashboard socket's "backups" topic (static/dashboard/socket.js does the connection,
 // reconnection and resync). The snapshot lists what runs; "progress" frames update a row, "finished" marks it
-// and leaves it a minute with a link to reload the page (where the new record then shows). No CDN, no library.
+// and leaves it a minute with a link to reload the page (where the new record then shows). After a "finished"
+// frame the page asks for the snapshot again: it lists what finished in the last minute as recorded (a backup's
+// verification, a drill's checks), which the frame does not carry. No CDN, no library.
 // Loaded in the page's head by the ModelAdmin's Media: it starts once the document is parsed.
 document.addEventListener("DOMContentLoaded", function () {
   "use strict";
@@ -63,6 +65,14 @@ document.addEventListener("DOMContentLoaded", function () {
     }
     const entry = rowFor(data);
     const row = entry.row;
+    if (!data.status && entry.timer) {
+      // Shown as over, yet it reports progress (its verify, after a snapshot taken as it was written).
+      clearTimeout(entry.timer);
+      entry.timer = null;
+      row.className = "";
+      delete row.dataset.status;
+    }
+    row.dataset.operation = data.operation || "";
     cell(row, 0, data.operation || "");
     cell(row, 1, data.policy || "");
     cell(row, 2, data.backup_id === null || data.backup_id === undefined ? "" : "#" + data.backup_id);
@@ -86,16 +96,30 @@ document.addEventListener("DOMContentLoaded", function () {
     }
     show(data);
     const entry = rows.get(keyOf(data));
-    const failed = data.status !== "succeeded";
+    const failed = data.status !== "succeeded" || data.verification === "failed";
     entry.row.className = failed ? "backups-live-failed" : "backups-live-succeeded";
+    entry.row.dataset.status = failed ? "failed" : "succeeded";
     const phase = entry.row.cells[3];
-    phase.textContent = (failed ? "FAILED" : "done") + (data.error ? ": " + data.error : "") + " ";
+    phase.textContent = outcome(data) + (data.error ? ": " + data.error : "") + " ";
     const reload = document.createElement("a");
     reload.href = location.href;
     reload.textContent = "reload";
     phase.append(reload);
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => remove(keyOf(data)), KEEP_FINISHED_MS);
+  }
+
+  function outcome(data) {
+    if (data.status !== "succeeded") {
+      return "FAILED";
+    }
+    if (data.operation === "drill") {
+      return data.checks_total ? "passed (" + data.checks_passed + "/" + data.checks_total + " checks)" : "passed";
+    }
+    if (data.operation === "backup" && data.verification) {
+      return { ok: "done, verified OK", failed: "done, verification FAILED" }[data.verification] || "done, not verified";
+    }
+    return "done";
   }
 
   function remove(key) {
@@ -117,6 +141,7 @@ document.addEventListener("DOMContentLoaded", function () {
       }
     });
     (data.running || []).forEach(show);
+    (data.finished || []).forEach(finish);
   }
 
   const socket = new window.LiveSocket(root.dataset.socket, ["backups"], {
@@ -133,6 +158,7 @@ document.addEventListener("DOMContentLoaded", function () {
         show(data);
       } else if (type === "finished") {
         finish(data);
+        socket.resync("backups"); // how it ended, as recorded
       }
     },
   });

@@ -116,6 +116,13 @@ def test_the_policy_form_refuses_bad_input_with_a_clear_error(superuser_client, 
     assert not BackupPolicy.objects.filter(name="nightly").exists()
 
 
+def test_the_add_form_starts_from_the_models_defaults(superuser_client):
+    form = superuser_client.get(f"{POLICIES}add/").context["adminform"].form
+
+    assert (form["compression_level"].value(), form["verify_sample_percent"].value()) == (3, 10)
+    assert form["schedule"].value() and form["storage"].value() == "local"
+
+
 def test_a_path_holding_the_backups_is_refused(superuser_client, backup_dir):
     response = superuser_client.post(f"{POLICIES}add/", policy_data(paths=str(backup_dir.parent)))
 

@@ -4,6 +4,7 @@ With channels-redis (REDIS_URL) the tests of other processes publish on the same
 topic: a test tells its frames apart by a policy name of its own.
 """
 
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -15,7 +16,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from apps.backups import live
-from apps.backups.models import Backup, BackupPolicy, Status
+from apps.backups.models import Backup, BackupPolicy, Drill, Status, Verification
 from apps.backups.progress import Progress
 from tests.dashboard.conftest import fresh_hub, open_socket, session_cookie, subscribed  # noqa: F401 - fresh_hub: autouse
 
@@ -84,3 +85,41 @@ def test_the_snapshot_lists_the_backups_running_under_a_live_lease():
 
     assert (frame["operation"], frame["policy"], frame["backup_id"]) == ("backup", "alive", running.pk)
     assert frame["bytes"] == 0 and frame["elapsed"] >= 0
+
+
+def test_the_snapshot_says_how_what_finished_in_the_last_minute_ended():
+    now = timezone.now()
+    policy = BackupPolicy.objects.create(name="nightly")
+    ended = {"status": Status.SUCCEEDED, "verification": Verification.OK, "storage": "local"}
+    Backup.objects.create(policy=policy, location="nightly/0", started_at=now - timedelta(hours=1),
+                          finished_at=now - timedelta(minutes=59), **ended)  # fmt: skip
+    backup = Backup.objects.create(policy=policy, location="nightly/1", started_at=now - timedelta(seconds=5),
+                                   finished_at=now - timedelta(seconds=2), size_bytes=1234, **ended)  # fmt: skip
+    checks = [{"name": "row counts", "ok": True}, {"name": "files", "ok": False, "detail": "1 missing"}]
+    Drill.objects.create(backup=backup, policy=policy, status=Status.FAILED, started_at=now - timedelta(seconds=1),
+                         finished_at=now, checks=checks, error="files: 1 missing")  # fmt: skip
+
+    snapshot = json.loads(json.dumps(live.running()))  # what the socket sends
+
+    backup_frame, drill_frame = snapshot["finished"]
+    assert snapshot["running"] == []
+    assert (backup_frame["operation"], backup_frame["backup_id"], backup_frame["status"]) == (
+        "backup", backup.pk, "succeeded")  # fmt: skip
+    assert (backup_frame["verification"], backup_frame["bytes"], backup_frame["elapsed"]) == ("ok", 1234, 3.0)
+    assert (drill_frame["operation"], drill_frame["backup_id"], drill_frame["status"]) == ("drill", backup.pk, "failed")
+    assert (drill_frame["checks_passed"], drill_frame["checks_total"]) == (1, 2)
+    assert drill_frame["error"] == "files: 1 missing"
+
+
+def test_a_backup_its_run_is_verifying_is_still_running():
+    now = timezone.now()
+    policy = BackupPolicy.objects.create(name="nightly", lock_token="x", lock_expires_at=now + timedelta(minutes=5))
+    written = Backup.objects.create(policy=policy, storage="local", location="nightly/1", status=Status.SUCCEEDED,
+                                    started_at=now - timedelta(seconds=3), finished_at=now)  # fmt: skip
+
+    snapshot = live.running()
+
+    assert [(frame["backup_id"], frame["phase"]) for frame in snapshot["running"]] == [(written.pk, "verify")]
+    assert snapshot["finished"] == []
+    BackupPolicy.objects.filter(pk=policy.pk).update(lock_token="", lock_expires_at=None)  # its run ended
+    assert [frame["verification"] for frame in live.running()["finished"]] == ["unverified"]

@@ -20,20 +20,16 @@ Screenshots are saved under var/test-artifacts/ (gitignored).
 
 import re
 import signal
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.e2e.browser import browser_or_skip, chromium
+from tests.e2e.portal import PASSWORD, log_in, start_portal
 from tests.services import ROOT, Process, free_port, manage, subprocess_env
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-PASSWORD = "portal-e2e-password-1"
 FIRE = (
     "from apps.alerts.services import alert_fire; "
     "print(alert_fire(source='metrics', key='e2e-cpu', severity='critical', summary='CPU above 90 % (e2e)').pk)"
@@ -49,12 +45,6 @@ CPU = '[data-series="system.cpu.percent"] [data-field="value"]'
 LIVE_MS = 20_000  # connect, subscribe, snapshot; after a restart: backoff (at most 10 s) plus the start-up
 
 
-def start_portal(port: int, env: dict, log: Path, *options: str) -> Process:
-    portal = Process([sys.executable, "manage.py", "runportal", "--port", str(port), *options], env=env, log=log)
-    portal.wait_for_http(f"http://127.0.0.1:{port}/admin/login/")
-    return portal
-
-
 @pytest.fixture
 def portal_env(var_dir) -> dict:
     return subprocess_env(
@@ -64,13 +54,6 @@ def portal_env(var_dir) -> dict:
         HEALTH_CHECK_TIMEOUT_SECONDS="3",
         MONITORING_INTERVAL_SECONDS="5",  # the default: fewer broker files for the race wait_for_beat names
     )
-
-
-@pytest.fixture
-def page() -> Iterator:
-    browser_or_skip()
-    with chromium() as browser:
-        yield browser.new_page(viewport={"width": 1280, "height": 1000})
 
 
 def shot(page, name: str) -> None:
@@ -100,10 +83,7 @@ def wait_for_beat(page, portal: Process, changed: str, before: str) -> None:
 
 
 def open_dashboard(page, base: str) -> None:
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, base)
     page.click("text=Live dashboard")  # linked from the admin's index
     page.wait_for_url(f"{base}/admin/dashboard/")
     page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
