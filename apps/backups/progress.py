@@ -1,8 +1,9 @@
 """Live progress of a backup, verify, restore or drill: frames on topic "backups" for the admin.
 
 A pipeline reports every 1 MiB chunk; the admin needs a few frames a second, so frames are
-throttled to at most 4 a second plus one at every phase change. The same calls renew the run's
-lease, so a run that makes progress keeps its lock and a stalled one loses it.
+throttled to at most 4 a second plus one at every phase change (and the ended phase's last
+count, when the throttle held it back). The same calls renew the run's lease, so a run that
+makes progress keeps its lock and a stalled one loses it.
 """
 
 import time
@@ -38,7 +39,7 @@ class Progress:
         self.lease, self.listener = lease, listener
         self.started = self.phase_started = self.sent_at = self.renewed_at = time.monotonic()
         self.phase = ""
-        self.done = 0
+        self.done = self.sent_done = 0
         self.total: int | None = None
 
     def __call__(self, phase: str, done: int, total: int | None = None) -> None:
@@ -50,11 +51,16 @@ class Progress:
             self.listener(phase, done, total)
         changed = phase != self.phase
         if changed:
+            if self.phase and self.done != self.sent_done:  # the ended phase's last count, held by the throttle
+                self._send(now)
             self.phase, self.phase_started = phase, now
         self.done, self.total = done, total
         if changed or now - self.sent_at >= MIN_INTERVAL:
-            self.sent_at = now
-            broadcast_on_commit(TOPIC, "progress", self._data(now))
+            self._send(now)
+
+    def _send(self, now: float) -> None:
+        self.sent_at, self.sent_done = now, self.done
+        broadcast_on_commit(TOPIC, "progress", self._data(now))
 
     def finish(self, status: str, error: str = "") -> None:
         """The last frame: how it ended."""

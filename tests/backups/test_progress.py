@@ -22,7 +22,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_progress_is_throttled_but_every_phase_change_is_sent(clock):
-    progress = Progress("backup", policy="default", backup_id=7)
+    progress = Progress("backup", policy="throttled", backup_id=7)
 
     def run() -> None:
         for done in range(0, 500 << 20, 1 << 20):  # 500 chunks within one throttle interval
@@ -33,7 +33,8 @@ def test_progress_is_throttled_but_every_phase_change_is_sent(clock):
         progress("files", 0, 1000)
         progress.finish("succeeded")
 
-    payloads, _ = listen("backups", run, count=4)
+    # Only this test's frames: on Redis the other test processes' backups broadcast on the topic too.
+    payloads, _ = listen("backups", run, count=4, where=lambda data: data["policy"] == "throttled")
     assert [(p["type"], p["data"]["phase"], p["data"]["bytes"]) for p in payloads] == [
         ("progress", "dump:default", 0),
         ("progress", "dump:default", 500 << 20),
@@ -44,7 +45,7 @@ def test_progress_is_throttled_but_every_phase_change_is_sent(clock):
     first, last = (json.loads(json.dumps(p["data"])) for p in (payloads[0], payloads[-1]))  # what the socket sends
     assert first == {
         "operation": "backup",
-        "policy": "default",
+        "policy": "throttled",
         "backup_id": 7,
         "phase": "dump:default",
         "bytes": 0,
@@ -53,6 +54,22 @@ def test_progress_is_throttled_but_every_phase_change_is_sent(clock):
         "elapsed": first["elapsed"],
     }
     assert (last["status"], last["error"], last["total"]) == ("succeeded", "", 1000)
+
+
+def test_a_phase_ends_with_its_last_count_even_when_the_throttle_held_it(clock):
+    progress = Progress("backup", policy="last-count", backup_id=8)
+
+    def run() -> None:
+        progress("dump:default", 0)
+        progress("dump:default", 7 << 20)  # within the interval: held back
+        progress("files", 0)
+
+    payloads, _ = listen("backups", run, count=3, where=lambda data: data["policy"] == "last-count")
+    assert [(p["data"]["phase"], p["data"]["bytes"]) for p in payloads] == [
+        ("dump:default", 0),
+        ("dump:default", 7 << 20),
+        ("files", 0),
+    ]
 
 
 def test_a_listener_sees_every_report():

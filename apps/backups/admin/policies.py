@@ -123,13 +123,13 @@ class BackupPolicyAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def get_urls(self) -> list:
         operate = self.admin_site.admin_view(self.operate_view)
-        return [path("<path:object_id>/operate/", operate, name="backups_backuppolicy_operate"), *super().get_urls()]
+        return [path("<int:object_id>/operate/", operate, name="backups_backuppolicy_operate"), *super().get_urls()]
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         extra = {**(extra_context or {}), "can_operate": self.has_operate_permission(request), "operations": BUTTONS}
         return super().change_view(request, object_id, form_url, extra)
 
-    def operate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def operate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The page's "Run now", "Verify" and "Drill now" buttons (POST do=run|verify|drill)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
