@@ -284,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=500, help="shop tables with indexes, MB (default 500)")
     parser.add_argument("--files-mb", type=float, default=200, help="files, MB (default 200)")
-    parser.add_argument("--level", type=int, default=3, help="the policies' zstd level (default 3, the default)")
+    parser.add_argument("--level", type=int, default=2, help="the policies' zstd level (default 2, the default)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
     if args.size_mb < 1 or args.files_mb <= 0 or not 1 <= args.level <= 19:

@@ -51,7 +51,7 @@ class BackupPolicy(models.Model):
     schedule = models.CharField(
         max_length=100, default="0 3 * * *", help_text="Cron expression in the portal's time zone."
     )
-    compression_level = models.PositiveSmallIntegerField(default=3, help_text="zstd level, 1 (fastest) to 19.")
+    compression_level = models.PositiveSmallIntegerField(default=2, help_text="zstd level, 1 (fastest) to 19.")
     recipients = models.TextField(
         blank=True, help_text="age recipients (age1...), one per line. Empty: backups are NOT encrypted."
     )

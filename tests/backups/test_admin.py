@@ -119,7 +119,7 @@ def test_the_policy_form_refuses_bad_input_with_a_clear_error(superuser_client, 
 def test_the_add_form_starts_from_the_models_defaults(superuser_client):
     form = superuser_client.get(f"{POLICIES}add/").context["adminform"].form
 
-    assert (form["compression_level"].value(), form["verify_sample_percent"].value()) == (3, 10)
+    assert (form["compression_level"].value(), form["verify_sample_percent"].value()) == (2, 10)
     assert form["schedule"].value() and form["storage"].value() == "local"
 
 
