@@ -6,8 +6,8 @@ count, when the throttle held it back). The same calls renew the run's lease, so
 makes progress keeps its lock and a stalled one loses it.
 """
 
-import time
 from collections.abc import Callable
+from time import monotonic
 
 from apps.backups.lease import Lease
 from apps.core.broadcast import broadcast_on_commit
@@ -37,13 +37,13 @@ class Progress:
     ) -> None:
         self.operation, self.policy, self.backup_id = operation, policy, backup_id
         self.lease, self.listener = lease, listener
-        self.started = self.phase_started = self.sent_at = self.renewed_at = time.monotonic()
+        self.started = self.phase_started = self.sent_at = self.renewed_at = monotonic()
         self.phase = ""
         self.done = self.sent_done = 0
         self.total: int | None = None
 
     def __call__(self, phase: str, done: int, total: int | None = None) -> None:
-        now = time.monotonic()
+        now = monotonic()
         if self.lease is not None and now - self.renewed_at >= RENEW_EVERY:
             self.lease.renew()  # raises when the lock was lost: the run must stop
             self.renewed_at = now
@@ -64,7 +64,7 @@ class Progress:
 
     def finish(self, status: str, error: str = "") -> None:
         """The last frame: how it ended."""
-        broadcast_on_commit(TOPIC, "finished", {**self._data(time.monotonic()), "status": status, "error": error})
+        broadcast_on_commit(TOPIC, "finished", {**self._data(monotonic()), "status": status, "error": error})
 
     def _data(self, now: float) -> dict:
         in_phase = now - self.phase_started

@@ -15,9 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The monotonic clock Progress reads, moved by hand: clock[0] += seconds."""
+    """The monotonic clock Progress reads (its own name only: the publisher thread keeps the real one), moved by
+    hand: clock[0] += seconds."""
     now = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "monotonic", lambda: now[0])
     return now
 
 
