@@ -169,4 +169,5 @@ async def test_a_message_that_cannot_be_delivered_is_logged_and_the_next_ones_st
     await layer.group_send(group, {"type": "broadcast", "topic": "metrics", "frames": [frame(12)]})
     await asyncio.sleep(REORDER_SECONDS * 2)
 
-    assert [f["seq"] for f in client.frames()] == [12]
+    # Only this test's frames: on Redis the other test processes broadcast on "metrics" too.
+    assert [f["seq"] for f in client.frames() if f["seq"] in (11, 12)] == [12]
