@@ -91,6 +91,9 @@ INSTALLED_APPS = [
     "apps.metrics",
     "apps.backups",
     "apps.dashboard",
+    "apps.hooks",
+    # django-ninja's Swagger UI files, served from static (no CDN).
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -496,3 +499,14 @@ HEALTH_TOKEN = config.string("HEALTH_TOKEN")
 HEALTH_READY_TIMEOUT_SECONDS = config.number("HEALTH_READY_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 # /health/ and the overview read the stored results at most this often per process (0: every request).
 HEALTH_REPORT_CACHE_SECONDS = config.number("HEALTH_REPORT_CACHE_SECONDS", 1.0, minimum=0.0)
+
+# ---------------------------------------------------------------- API and hooks (apps.hooks)
+# Requests a minute per API token (or per staff session's user) before 429 + Retry-After; 0: no limit.
+API_RATE_LIMIT_PER_MINUTE = config.integer("API_RATE_LIMIT_PER_MINUTE", 1200, minimum=0)
+# Inbound hooks: bodies larger than this are refused with 413 before they are read.
+HOOKS_MAX_BODY_BYTES = config.integer("HOOKS_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# Standard Webhooks: how far a webhook-timestamp may be from now, either way (replays are refused
+# for at least twice this long).
+HOOKS_TIMESTAMP_TOLERANCE_SECONDS = config.integer("HOOKS_TIMESTAMP_TOLERANCE_SECONDS", 300, minimum=1)
+# How often the scheduler looks for late heartbeats (and prunes old hook deliveries).
+HOOKS_TICK_SECONDS = config.integer("HOOKS_TICK_SECONDS", 15, minimum=1, maximum=300)

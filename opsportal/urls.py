@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/dashboard/", include("apps.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.health.urls")),
+    path("", include("apps.hooks.urls")),
 ]
 if settings.PROMETHEUS_ENABLED:
     urlpatterns.append(path("metrics", metrics, name="metrics"))

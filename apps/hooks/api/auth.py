@@ -1,0 +1,103 @@
+"""Who may call the API: a bearer API token, or a staff member's session (with CSRF for writes).
+
+A token acts as its user, narrowed to its scope: GET/HEAD/OPTIONS need `read`,
+everything else `write`. Each caller (a token, or a session's user) has a rate
+limit per minute, counted in the cache (Redis in production, so shared by every
+web process): over it, 429 with Retry-After. The request context then names the
+caller, so audit events and log lines of API calls say who and "api".
+"""
+
+import dataclasses
+import time
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
+from ninja.security import APIKeyCookie, HttpBearer
+
+from apps.core import context
+from apps.hooks import tokens
+from apps.hooks.api.problems import ApiError
+from apps.hooks.models import ApiToken, Scope
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WINDOW_SECONDS = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    user: AbstractBaseUser
+    token: ApiToken | None  # None: a staff session
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
+        row = tokens.token_authenticate(token.strip(), ip=request.META.get("REMOTE_ADDR") or None)
+        if row is None:
+            return None
+        return admit(request, row.user, row)
+
+
+class StaffSession(APIKeyCookie):
+    """Django's session, for staff only; an unsafe method must carry the CSRF token as in the admin."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> Caller | None:
+        user = getattr(request, "user", None)
+        if user is None or not (user.is_authenticated and user.is_active and user.is_staff):
+            return None
+        if request.method not in READ_METHODS and not getattr(request, "_ninja_csrf_exempt", False):
+            reason = CsrfViewMiddleware(lambda request: None).process_view(request, None, (), {})
+            if reason is not None:
+                raise ApiError(
+                    HTTPStatus.FORBIDDEN, "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken."
+                )
+        return admit(request, user, None)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:  # pragma: no cover - __call__ decides
+        return None
+
+
+def admit(request: HttpRequest, user: AbstractBaseUser, token: ApiToken | None) -> Caller:
+    """Check scope and rate, then make `user` the request's user and the context's actor."""
+    needed = Scope.READ if request.method in READ_METHODS else Scope.WRITE
+    if token is not None and not token.allows(needed):
+        raise ApiError(HTTPStatus.FORBIDDEN, f"This token's scope is {token.scope}; this request needs {needed}.")
+    _count(f"t{token.pk}" if token is not None else f"u{user.pk}")
+    request.user = user
+    request.api_token = token
+    context.activate(
+        dataclasses.replace(context.current(), user_id=user.pk, username=user.get_username(), channel="api")
+    )
+    return Caller(user=user, token=token)
+
+
+def require(request: HttpRequest, permission: str) -> None:
+    """403 unless the caller's user has `permission` (app_label.codename)."""
+    if not request.user.has_perm(permission):
+        raise ApiError(HTTPStatus.FORBIDDEN, f"This needs the {permission} permission.")
+
+
+def _count(caller: str) -> None:
+    limit = settings.API_RATE_LIMIT_PER_MINUTE
+    if not limit:
+        return
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    key = f"api-rate:{caller}:{window}"
+    try:
+        used = cache.incr(key)
+    except ValueError:  # the window's first request
+        used = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS * 2) else cache.incr(key)
+    if used > limit:
+        retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+        raise ApiError(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            f"More than {limit} requests a minute for this caller; retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
