@@ -84,7 +84,8 @@ def test_the_workers_check_is_critical_when_no_worker_answers(monkeypatch, tmp_p
         (tmp_path / folder).mkdir()
     options = {"data_folder_in": str(tmp_path / "queue"), "data_folder_out": str(tmp_path / "queue"),
                "control_folder": str(tmp_path / "control")}  # fmt: skip
-    nobody = Celery("nobody", broker="filesystem://", broker_transport_options=options)
+    # Not the current app: shared tasks queued by later tests in this process would go to this broker.
+    nobody = Celery("nobody", broker="filesystem://", broker_transport_options=options, set_as_current=False)
     monkeypatch.setattr(dependencies, "celery_app", lambda: nobody)  # a broker no worker listens to
 
     outcome = dependencies.celery_workers()
