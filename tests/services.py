@@ -129,7 +129,15 @@ def broker_in_memory() -> Iterator[None]:
     app.conf.update(
         broker_url="memory://", broker_transport=None, result_backend="cache+memory://", broker_transport_options={}
     )
+    # Connections made before (a task queued by an earlier test) would still go to the old broker.
+    _forget_connections(app)
     try:
         yield
     finally:
         app.conf.update(saved)
+
+
+def _forget_connections(app) -> None:
+    """Drop the app's cached connection and producer pools, so the next use connects to the configured broker."""
+    app._pool = None
+    app.amqp._producer_pool = None
