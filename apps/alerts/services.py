@@ -41,7 +41,11 @@ NOTIFIED_KINDS = (Notification.Kind.FIRING, Notification.Kind.ESCALATION, Notifi
 
 
 class AlertError(ValueError):
-    """Bad input to an alert service; the message is meant for the caller's user."""
+    """Bad input to an alert service; the message is meant for the caller's user, `field` names the argument."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # ---------------------------------------------------------------- producers
@@ -65,7 +69,7 @@ def alert_fire(
     severity, labels = _severity(severity), _labels(labels)
     summary = str(summary).strip()[:500]
     if not summary:
-        raise AlertError("summary must not be empty")
+        raise AlertError("summary must not be empty", field="summary")
     content = {
         "severity": severity,
         "summary": summary,
@@ -189,6 +193,25 @@ def silence_applied(silence: Silence) -> int:
             _broadcast(alert)
             marked += 1
     return marked
+
+
+def silence_expire(silence: Silence) -> bool:
+    """End the silence now, keeping its row (alerts' timelines point at it); False if it was already over.
+
+    A repeating silence stops repeating from now on; a one-off window ends now
+    (one that had not begun yet is cancelled: it starts and ends now). Saved as
+    the admin saves it, so the change is audited and producers reload silences.
+    """
+    now = timezone.now()
+    if silence.repeat and (silence.repeat_until is None or silence.repeat_until > now):
+        silence.repeat_until = now
+        silence.save(update_fields=["repeat_until"])
+    elif not silence.repeat and silence.ends_at > now:
+        silence.starts_at, silence.ends_at = min(silence.starts_at, now), now
+        silence.save(update_fields=["starts_at", "ends_at"])
+    else:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- the schedule
@@ -554,16 +577,16 @@ def _fields(alert: Alert) -> dict[str, str]:
 def _name(value: Any, what: str, limit: int) -> str:
     text = str(value).strip() if value is not None else ""
     if not text:
-        raise AlertError(f"{what} must not be empty")
+        raise AlertError(f"{what} must not be empty", field=what)
     if len(text) > limit:
-        raise AlertError(f"{what} is longer than {limit} characters")
+        raise AlertError(f"{what} is longer than {limit} characters", field=what)
     return text
 
 
 def _severity(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in Severity.values:
-        raise AlertError(f"unknown severity {value!r}; use one of {', '.join(Severity.values)}")
+        raise AlertError(f"unknown severity {value!r}; use one of {', '.join(Severity.values)}", field="severity")
     return text
 
 
@@ -571,13 +594,15 @@ def _labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
     if labels is None:
         return {}
     if not isinstance(labels, Mapping):
-        raise AlertError("labels must be a mapping of names to values")
+        raise AlertError("labels must be a mapping of names to values", field="labels")
     if len(labels) > MAX_LABELS:
-        raise AlertError(f"at most {MAX_LABELS} labels")
+        raise AlertError(f"at most {MAX_LABELS} labels", field="labels")
     cleaned = {}
     for name, value in labels.items():
         name = str(name).strip()
         if not matchers.LABEL_NAME.fullmatch(name):
-            raise AlertError(f"label name {name!r} must start with a letter or _ and hold letters, digits, _ . : -")
+            raise AlertError(
+                f"label name {name!r} must start with a letter or _ and hold letters, digits, _ . : -", field="labels"
+            )
         cleaned[name] = str(value)[:500]
     return cleaned

@@ -60,3 +60,8 @@ def covering(
         if best is None or span[1] > best[1]:
             best = (silence, span[1])
     return best
+
+
+def active(now: datetime) -> list[Silence]:
+    """The silences whose window contains now (a repeating one only during its windows)."""
+    return [silence for silence in queries.silences_not_over(now) if window(silence, now) is not None]

@@ -106,7 +106,8 @@ def body(request: HttpRequest) -> bytes:
 
 
 def parse_json(data: bytes) -> Any:
-    """Strict JSON (UTF-8, no NaN), at most MAX_JSON_DEPTH deep and MAX_JSON_ITEMS values; else 400."""
+    """Strict JSON (UTF-8, no NaN, no NUL character), at most MAX_JSON_DEPTH deep and MAX_JSON_ITEMS values;
+    else 400. (PostgreSQL cannot store a NUL in text: refused here, it is a 400 on every database, not a 500.)"""
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -120,14 +121,17 @@ def _no_constant(name: str) -> None:
 
 
 def _check_shape(value: Any) -> None:
-    stack, items = [(value, 1)], 0
+    stack, items = [([value], 0)], -1
     while stack:
         current, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise HookRejectedError(
                 HTTPStatus.BAD_REQUEST, "bad_json", f"The JSON is nested deeper than {MAX_JSON_DEPTH}."
             )
-        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else ()
+        if isinstance(current, dict):
+            _check_text(current.keys())
+        children = current.values() if isinstance(current, dict) else current
+        _check_text(children)
         for child in children:
             items += 1
             if isinstance(child, dict | list):
@@ -136,6 +140,11 @@ def _check_shape(value: Any) -> None:
             raise HookRejectedError(
                 HTTPStatus.BAD_REQUEST, "bad_json", f"The JSON has more than {MAX_JSON_ITEMS} values."
             )
+
+
+def _check_text(values: Any) -> None:
+    if any(isinstance(text, str) and "\x00" in text for text in values):
+        raise HookRejectedError(HTTPStatus.BAD_REQUEST, "bad_json", "The JSON holds a NUL character (\\u0000).")
 
 
 def count_rejection(hook: str, reason: str) -> None:

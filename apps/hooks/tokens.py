@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.hooks.models import ApiToken, Scope
 
 TOKEN_PREFIX = "opsp_"  # noqa: S105 - the visible start of every token, not a secret
+SHOWN_RANDOM = 6  # random characters kept (and shown) after the prefix, to tell tokens apart
 # last_used_at is written at most this often per token: a read must not be a write each time.
 USE_RECORDED_EVERY = timedelta(seconds=60)
 
@@ -32,7 +33,7 @@ def digest(token: str) -> str:
 def new_secret(prefix: str = TOKEN_PREFIX) -> tuple[str, str, str]:
     """(token, its shown prefix, its digest) for a fresh random token."""
     token = prefix + secrets.token_urlsafe(32)
-    return token, token[: len(prefix) + 6], digest(token)
+    return token, token[: len(prefix) + SHOWN_RANDOM], digest(token)
 
 
 @transaction.atomic

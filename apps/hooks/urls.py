@@ -1,7 +1,7 @@
 from django.urls import path
 
-from apps.hooks.api import api
+from apps.hooks.api import api, problems
 
 urlpatterns = [
-    path("api/v1/", api.urls),
+    path("api/v1/", problems.urls(api)),
 ]

@@ -1,12 +1,28 @@
-"""Fixtures for the API and the hooks: tokens of each scope, and clients that send them."""
+"""Fixtures for the API and the hooks: tokens of each scope, clients that send them, and users with exactly
+the permissions a test gives them."""
 
+import uuid
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.hooks import tokens
 from apps.hooks.models import Scope
+
+
+@pytest.fixture(autouse=True)
+def quick_passwords(fast_passwords) -> None:
+    """Every persona hashes a password; the default hasher takes a second of a busy machine for each."""
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_counters(settings) -> None:
+    """A cache namespace of the test's own: API rate counters start at zero, whoever else shares the cache
+    (the other test processes on Redis count tokens with the same ids)."""
+    settings.CACHES = {name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+                       for name, config in settings.CACHES.items()}  # fmt: skip
 
 
 @pytest.fixture
@@ -21,12 +37,36 @@ def make_token() -> Callable[..., str]:
 
 
 @pytest.fixture
-def read_client(superuser, make_token) -> Client:
-    """A client sending a read-scoped token of a superuser (so only the scope limits it)."""
-    return Client(headers={"authorization": f"Bearer {make_token(superuser, Scope.READ)}"})
+def bearer(make_token) -> Callable[..., Client]:
+    """bearer(user, scope="write") -> a client sending a new token of that user."""
+
+    def client(user, scope: str = Scope.WRITE) -> Client:
+        return Client(headers={"authorization": f"Bearer {make_token(user, scope)}"})
+
+    return client
 
 
 @pytest.fixture
-def write_client(superuser, make_token) -> Client:
+def read_client(superuser, bearer) -> Client:
+    """A client sending a read-scoped token of a superuser (so only the scope limits it)."""
+    return bearer(superuser, Scope.READ)
+
+
+@pytest.fixture
+def write_client(superuser, bearer) -> Client:
     """A client sending a write-scoped token of a superuser."""
-    return Client(headers={"authorization": f"Bearer {make_token(superuser, Scope.WRITE)}"})
+    return bearer(superuser, Scope.WRITE)
+
+
+@pytest.fixture
+def make_user(django_user_model, fast_passwords) -> Callable[..., object]:
+    """make_user(name, "app.codename", ...) -> an active user with exactly these permissions (not staff)."""
+
+    def make(name: str, *permissions: str, **fields) -> object:
+        user = django_user_model.objects.create_user(name, f"{name}@example.org", "pw-of-a-test-user-1", **fields)
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return user
+
+    return make

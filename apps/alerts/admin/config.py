@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils import timezone
 
-from apps.alerts import delivery, silences
+from apps.alerts import delivery, services, silences
 from apps.alerts.admin.records import AlertsMedia, plural
 from apps.alerts.forms import NotificationChannelForm, RouteForm, SilenceForm
 from apps.alerts.models import EscalationPolicy, EscalationStep, Notification, NotificationChannel, Route, Silence
@@ -192,15 +192,5 @@ class SilenceAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     @admin.action(description="End the selected silences now", permissions=["change"])
     def expire(self, request: HttpRequest, queryset: QuerySet) -> None:
-        now, ended = timezone.now(), 0
-        for silence in queryset:
-            if silence.repeat and (silence.repeat_until is None or silence.repeat_until > now):
-                silence.repeat_until = now
-                silence.save(update_fields=["repeat_until"])
-            elif not silence.repeat and silence.ends_at > now:
-                silence.starts_at, silence.ends_at = min(silence.starts_at, now), now  # one not begun: cancelled
-                silence.save(update_fields=["starts_at", "ends_at"])
-            else:
-                continue
-            ended += 1
+        ended = sum(services.silence_expire(silence) for silence in queryset)
         self.message_user(request, f"{plural(ended, 'silence')} ended.")

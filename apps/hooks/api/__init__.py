@@ -7,8 +7,9 @@ broadcast after commit); every error is a problem document (problems.py).
 from ninja import NinjaAPI
 from ninja.openapi.docs import Swagger
 
-from apps.hooks.api import alerts, problems
+from apps.hooks.api import alerts, problems, silences
 from apps.hooks.api.auth import StaffSession, TokenAuth
+from apps.hooks.api.inputs import ApiParser
 
 api = NinjaAPI(
     title="opsportal API",
@@ -23,6 +24,8 @@ api = NinjaAPI(
     openapi_url="/schema/",
     docs_url="/docs/",
     docs=Swagger(settings={"persistAuthorization": True}),
+    parser=ApiParser(),
 )
 problems.install(api)
 api.add_router("/alerts/", alerts.router)
+api.add_router("/silences/", silences.router)

@@ -5,19 +5,32 @@
 
 Views raise ApiError (or Django's Http404 / PermissionDenied); ninja's own
 validation and authentication errors are turned into the same shape here. Bad
-input is always a 400 that names the field, never a 422 or a 500.
+input is always a 400 that names the field, never a 422 or a 500. What happens
+before a view is chosen is made a problem too (`urls`): an unknown path under
+the API is a 404 and a method the path does not take a 405 with Allow, where
+ninja and Django would answer in plain text or HTML.
 """
 
+import functools
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.db.models import Model, QuerySet
+from django.forms import BaseForm
+from django.forms.forms import NON_FIELD_ERRORS
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
+from django.urls import Resolver404, URLPattern, re_path, resolve
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from orjson import dumps
 
 CONTENT_TYPE = "application/problem+json"
+MAX_ID = 2**63 - 1  # the largest id a row can have (bigint); a larger one is no row's, not a database error
+NO_SUCH_OBJECT = "No such object."
 
 
 class FieldError(Schema):
@@ -32,6 +45,11 @@ class Problem(Schema):
     detail: str = ""
     instance: str = ""
     errors: list[FieldError] = []
+
+
+# The error answers an endpoint declares (as `response={200: Out, **ERRORS}`), so that the schema lists them.
+ERRORS: dict[int, type[Schema]] = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
+ONE_ERRORS = {**ERRORS, 404: Problem}  # an endpoint of one object, by id
 
 
 class ApiError(Exception):
@@ -52,6 +70,28 @@ class ApiError(Exception):
 
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(HTTPStatus.CONFLICT, message)
+
+
+def form_invalid(form: BaseForm) -> ApiError:
+    """A 400 naming each field a Django form refused (errors of the whole form are the body's)."""
+    errors = [
+        {"field": "body" if name == NON_FIELD_ERRORS else name, "message": error["message"]}
+        for name, field_errors in form.errors.get_json_data().items()
+        for error in field_errors
+    ]
+    detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors[:5])
+    return ApiError(HTTPStatus.BAD_REQUEST, detail, errors=errors)
+
+
+def get_or_404(rows: QuerySet, pk: int) -> Model:
+    """The row with this id, or a 404 problem (also for an id out of range, which the database would refuse)."""
+    if not 0 < pk <= MAX_ID:
+        raise ApiError(HTTPStatus.NOT_FOUND, NO_SUCH_OBJECT)
+    return rows.get(pk=pk)
 
 
 def problem_response(request: HttpRequest, problem: ApiError) -> HttpResponse:
@@ -77,7 +117,12 @@ def _field(location: tuple) -> str:
 
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [
-        {"field": _field(tuple(error.get("loc", ()))), "message": str(error.get("msg", "invalid"))} for error in errors
+        # pydantic words a validator's own ValueError "Value error, <its message>": the message is enough.
+        {
+            "field": _field(tuple(error.get("loc", ()))),
+            "message": str(error.get("msg", "invalid")).removeprefix("Value error, "),
+        }
+        for error in errors
     ]
 
 
@@ -104,9 +149,16 @@ def install(api: NinjaAPI) -> None:
         return problem_response(request, ApiError(HTTPStatus.FORBIDDEN, str(exc) or "Not allowed."))
 
     def on_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return problem_response(request, ApiError(HTTPStatus.NOT_FOUND, "No such object."))
+        return problem_response(request, ApiError(HTTPStatus.NOT_FOUND, NO_SUCH_OBJECT))
+
+    def on_too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+        too_large = ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The request body is too large.")
+        return problem_response(request, too_large)
 
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == HTTPStatus.BAD_REQUEST:  # ninja's only one: a body it could not parse (inputs.py)
+            detail = getattr(request, "body_problem", "The body is not valid JSON.")
+            return problem_response(request, bad_request("body", detail))
         return problem_response(request, ApiError(exc.status_code, str(exc)))
 
     api.add_exception_handler(ApiError, on_problem)
@@ -117,3 +169,69 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(Http404, on_not_found)
     api.add_exception_handler(ObjectDoesNotExist, on_not_found)
     api.add_exception_handler(HttpError, on_http_error)
+    api.add_exception_handler(RequestDataTooBig, on_too_big)
+
+
+# ---------------------------------------------------------------- before a view: unknown paths and methods
+
+
+def urls(api: NinjaAPI) -> tuple[list[URLPattern], str, str]:
+    """`api.urls` for path(prefix, ...), answering problems where ninja and Django would not.
+
+    Each of ninja's views turns its 405 (plain text) and a bare Http404 (its
+    root page's) into problems; after them, every other path under the prefix
+    is a 404 problem rather than Django's HTML page.
+    """
+    patterns, app_name, namespace = api.urls
+    wrapped = [URLPattern(p.pattern, _answering_problems(p.callback), p.default_args, p.name) for p in patterns]
+    return [*wrapped, re_path(r"^", unknown_path, name="unknown-path")], app_name, namespace
+
+
+@csrf_exempt  # a POST to a mistyped path must get its 404, not the CSRF failure page
+def unknown_path(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    detail = f"No API endpoint at {request.path}."
+    if not request.path_info.endswith("/") and _is_endpoint(request.path_info + "/"):
+        detail += f" Did you mean {request.path}/?"
+    return problem_response(request, ApiError(HTTPStatus.NOT_FOUND, detail))
+
+
+def _is_endpoint(path: str) -> bool:
+    try:
+        return resolve(path).func is not unknown_path
+    except Resolver404:
+        return False
+
+
+def _answering_problems(view: Callable[..., Any]) -> Callable[..., Any]:
+    def answer(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if not isinstance(response, HttpResponseNotAllowed):
+            return response
+        allowed = ", ".join(sorted(method.strip() for method in response["Allow"].split(",")))
+        problem = ApiError(
+            HTTPStatus.METHOD_NOT_ALLOWED, f"{request.method} is not allowed here; use {allowed}.",
+            headers={"Allow": allowed},
+        )  # fmt: skip
+        return problem_response(request, problem)
+
+    def not_found(request: HttpRequest) -> HttpResponse:
+        return problem_response(request, ApiError(HTTPStatus.NOT_FOUND, f"No API endpoint at {request.path}."))
+
+    if iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            try:
+                return answer(request, await view(request, *args, **kwargs))
+            except Http404:
+                return not_found(request)
+
+        return async_wrapper
+
+    @functools.wraps(view)  # keeps csrf_exempt: ninja checks CSRF itself, for session callers only
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return answer(request, view(request, *args, **kwargs))
+        except Http404:
+            return not_found(request)
+
+    return wrapper
