@@ -8,6 +8,7 @@ validation and authentication errors are turned into the same shape here. Bad
 input is always a 400 that names the field, never a 422 or a 500.
 """
 
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -34,6 +35,10 @@ class Problem(Schema):
     errors: list[FieldError] = []
 
 
+# The error answers every endpoint may give, for `response={200: Out, **ERRORS}` (add 404, 409... where they apply).
+ERRORS = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
+
+
 class ApiError(Exception):
     """An error answer: status, a human detail, optionally the fields at fault and extra headers."""
 
@@ -52,6 +57,14 @@ class ApiError(Exception):
 
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
+
+
+def utc(field: str, moment: datetime) -> datetime:
+    """An aware datetime from the caller, in UTC; 400 naming the field when UTC cannot hold it (year 1 at +01:00)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise bad_request(field, "the time is out of range") from None
 
 
 def problem_response(request: HttpRequest, problem: ApiError) -> HttpResponse:
