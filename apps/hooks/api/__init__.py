@@ -7,7 +7,7 @@ broadcast after commit); every error is a problem document (problems.py).
 from ninja import NinjaAPI
 from ninja.openapi.docs import Swagger
 
-from apps.hooks.api import alerts, health, problems
+from apps.hooks.api import alerts, health, metrics, problems
 from apps.hooks.api.auth import StaffSession, TokenAuth
 
 api = NinjaAPI(
@@ -27,3 +27,4 @@ api = NinjaAPI(
 problems.install(api)
 api.add_router("/alerts/", alerts.router)
 api.add_router("/health/", health.router)
+api.add_router("/metrics/", metrics.router)
