@@ -2,7 +2,7 @@
 the permissions a test gives them."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -10,6 +10,19 @@ from django.test import Client
 
 from apps.hooks import tokens
 from apps.hooks.models import Scope
+from tests import services
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_in_memory() -> Iterator[None]:
+    """Tasks the API queues (a backup run, notifications after a commit) go to an in-memory broker.
+
+    Not to var/broker/ (a developer's runportal would run them later) nor a real
+    Redis; in place before anything queues, as the app keeps its first
+    connection pool (tests/conftest.py's celery_worker uses the same broker).
+    """
+    with services.broker_in_memory():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +57,30 @@ def bearer(make_token) -> Callable[..., Client]:
         return Client(headers={"authorization": f"Bearer {make_token(user, scope)}"})
 
     return client
+
+
+@pytest.fixture
+def api_client(bearer) -> Callable[..., Client]:
+    """api_client(user, scope="read") -> a client sending a new token of that user (staff with chosen permissions)."""
+
+    def make(user, scope: str = Scope.READ) -> Client:
+        return bearer(user, scope)
+
+    return make
+
+
+@pytest.fixture
+def grant() -> Callable[..., None]:
+    """grant(user, "app.codename", ...): give the user these permissions (and forget its cached ones)."""
+
+    def give(user, *permissions: str) -> None:
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        for cache in ("_perm_cache", "_user_perm_cache"):
+            user.__dict__.pop(cache, None)
+
+    return give
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Keyset pagination shared by the list endpoints: `?limit=&cursor=`, answered with `next`.
 
-A cursor is the last row's id, opaque to clients: the next page is the rows
-strictly after it in the list's order, so rows inserted meanwhile never shift
-a page (no duplicates, no gaps), unlike an offset.
+A cursor is the last row's key (its id, unless the list orders by another
+unique integer column), opaque to clients: the next page is the rows strictly
+after it in the list's order, so rows inserted meanwhile never shift a page
+(no duplicates, no gaps), unlike an offset.
 """
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +17,8 @@ from apps.hooks.api.problems import bad_request
 
 T = TypeVar("T")
 MAX_LIMIT = 500
+MAX_KEY = 2**63 - 1  # a bigint
+CURSOR = re.compile(r"^[0-9]{1,40}$")  # ASCII digits: str.isdigit() would let "²" through to int()
 
 
 class Page(Schema, Generic[T]):
@@ -24,21 +28,33 @@ class Page(Schema, Generic[T]):
 
 class PageQuery(Schema):
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="Rows per page.")
-    cursor: str | None = Field(None, max_length=40, description="`next` from the previous page.")
+    cursor: str | None = Field(None, pattern=CURSOR.pattern, description="`next` from the previous page.")
 
 
 def page(
-    rows: QuerySet, query: PageQuery, *, newest_first: bool = True, row: Callable[[Any], Any] = lambda item: item
+    rows: QuerySet,
+    query: PageQuery,
+    *,
+    newest_first: bool = True,
+    key: str = "id",
+    row: Callable[[Any], Any] = lambda item: item,
 ) -> dict[str, Any]:
-    """One page of `rows` (ordered by id) after the cursor, as {"items": [...], "next": ...}."""
+    """One page of `rows` ordered by `key` after the cursor, as {"items": [...], "next": ...}.
+
+    `key` is a unique, indexed, non-null integer column (rows with a null key
+    must be filtered out by the caller); value rows must include it.
+    """
     if query.cursor is not None:
-        if not query.cursor.isdigit():
+        if not CURSOR.fullmatch(query.cursor):
             raise bad_request("cursor", "cursor must be the `next` value of a previous page")
         after = int(query.cursor)
-        rows = rows.filter(pk__lt=after) if newest_first else rows.filter(pk__gt=after)
-    items: Iterable[Any] = list(rows.order_by("-pk" if newest_first else "pk")[: query.limit + 1])
+        if after > MAX_KEY:  # past any key (and any bigint): newest first every row comes after it, else none
+            rows = rows if newest_first else rows.none()
+        else:
+            rows = rows.filter(**{f"{key}__lt" if newest_first else f"{key}__gt": after})
+    items: Iterable[Any] = list(rows.order_by(f"-{key}" if newest_first else key)[: query.limit + 1])
     more = len(items) > query.limit
     items = items[: query.limit]
-    last = items[-1] if items else None
-    next_cursor = str(last["id"] if isinstance(last, dict) else last.pk) if more and last is not None else None
+    last = items[-1] if more else None
+    next_cursor = None if last is None else str(last[key] if isinstance(last, dict) else getattr(last, key))
     return {"items": [row(item) for item in items], "next": next_cursor}
