@@ -80,6 +80,9 @@ class AlertmanagerDelivery(models.Model):
     fingerprint = models.CharField(max_length=64)
     status = models.CharField(max_length=16)
     starts_at = models.DateTimeField()
+    # Alertmanager moves startsAt to the earliest any sender reported (a Prometheus HA pair), so the
+    # episode a late notification belongs to is told by when the alert was seen to end.
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="A resolved alert's endsAt.")
     received_at = models.DateTimeField(db_default=Now())
 
     class Meta:
@@ -89,8 +92,12 @@ class AlertmanagerDelivery(models.Model):
                 name="hooks_alertmanager_delivery_once",
             )
         ]
-        # The prune deletes by age.
-        indexes = [models.Index(fields=["received_at"], name="hooks_am_delivery_received")]
+        indexes = [
+            # The prune deletes by age.
+            models.Index(fields=["received_at"], name="hooks_am_delivery_received"),
+            # Out of order: was this alert (any receiver, any group) seen resolved, or firing again, since?
+            models.Index(fields=["fingerprint", "status"], name="hooks_am_delivery_alert"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.fingerprint} {self.status}"

@@ -71,6 +71,13 @@ class ApiError(Exception):
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
 
+def utc(field: str, moment: datetime) -> datetime:
+    """An aware datetime from the caller, in UTC; 400 naming the field when UTC cannot hold it (year 1 at +01:00)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise bad_request(field, "the time is out of range") from None
+
 
 def conflict(message: str) -> ApiError:
     return ApiError(HTTPStatus.CONFLICT, message)
