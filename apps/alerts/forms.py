@@ -4,8 +4,6 @@ The engine (routing, silences) skips a rule it cannot read rather than fail, so
 a bad regex or an unknown severity must be caught on save, not found at 3 a.m.
 """
 
-import base64
-import binascii
 import re
 from datetime import timedelta
 from typing import Any
@@ -15,8 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from apps.alerts import matchers, silences
-from apps.alerts.models import NotificationChannel, Route, Severity, Silence, new_webhook_secret
+from apps.alerts.models import NotificationChannel, Route, Severity, Silence
 from apps.alerts.transports import ChannelError, webhook
+from apps.core import standard_webhooks
 from apps.core.outbound import validate_outbound_url
 
 DURATION = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$", re.IGNORECASE)
@@ -121,16 +120,14 @@ class NotificationChannelForm(forms.ModelForm):
         if not secret:
             return ""
         try:
-            key = base64.b64decode(secret.removeprefix(webhook.SECRET_PREFIX), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not secret.startswith(webhook.SECRET_PREFIX) or len(key) < webhook.MIN_SECRET_BYTES:
+            standard_webhooks.secret_key(secret)
+        except ValueError:
             raise ValidationError(
                 'A secret is "%(prefix)s" followed by the base64 of at least %(bytes)s random bytes; leave it '
                 "empty to have one generated.",
                 code="invalid_secret",
-                params={"prefix": webhook.SECRET_PREFIX, "bytes": webhook.MIN_SECRET_BYTES},
-            )
+                params={"prefix": standard_webhooks.SECRET_PREFIX, "bytes": standard_webhooks.MIN_SECRET_BYTES},
+            ) from None
         return secret
 
     def clean_headers(self) -> dict[str, str]:
@@ -150,7 +147,7 @@ class NotificationChannelForm(forms.ModelForm):
         if kind in (NotificationChannel.Kind.SLACK, NotificationChannel.Kind.WEBHOOK) and "url" in data:
             self._check_url(data)
         if kind == NotificationChannel.Kind.WEBHOOK and "secret" in data and not data["secret"]:
-            data["secret"] = new_webhook_secret()  # generated now, so that the receiver can be told before a send
+            data["secret"] = standard_webhooks.new_secret()  # now, so that the receiver can be told before a send
         return data
 
     def _check_url(self, data: dict[str, Any]) -> None:

@@ -6,13 +6,13 @@ decided from these rows, so that a crash at any point loses nothing: the
 database, not the broker, is the source of truth.
 """
 
-import base64
-import secrets
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
+
+from apps.core import standard_webhooks
 
 
 class Severity(models.TextChoices):
@@ -175,15 +175,10 @@ class NotificationChannel(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.kind == self.Kind.WEBHOOK and not self.secret:  # the receiver is told it from the admin page
-            self.secret = new_webhook_secret()
+            self.secret = standard_webhooks.new_secret()
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "secret"}
         super().save(*args, **kwargs)
-
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks signing secret: whsec_ and 24 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class EscalationPolicy(models.Model):

@@ -8,8 +8,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from apps.core.standard_webhooks import new_secret
 from apps.hooks import tokens
-from apps.hooks.models import Scope
+from apps.hooks.models import Scope, WebhookEndpoint
 from tests import services
 
 
@@ -105,5 +106,15 @@ def make_user(django_user_model, fast_passwords) -> Callable[..., object]:
             app_label, codename = permission.split(".")
             user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         return user
+
+    return make
+
+
+@pytest.fixture
+def make_endpoint() -> Callable[..., WebhookEndpoint]:
+    """make_endpoint(name="incidents", mapping={...}, **fields) -> a Standard Webhooks endpoint with a fresh secret."""
+
+    def make(name: str = "incidents", mapping: dict | None = None, **fields) -> WebhookEndpoint:
+        return WebhookEndpoint.objects.create(name=name, secret=new_secret(), mapping=mapping or {}, **fields)
 
     return make

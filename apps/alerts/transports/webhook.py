@@ -6,22 +6,18 @@ attempt), webhook-timestamp (this attempt, unix seconds) and webhook-signature,
 bytes of the channel's whsec_ secret.
 """
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from typing import Any
 
 from django.utils import timezone
 
-from apps.alerts.models import Notification, NotificationChannel, new_webhook_secret
+from apps.alerts.models import Notification, NotificationChannel
 from apps.alerts.transports import http
 from apps.alerts.transports.base import ChannelError, Outcome, Transport
+from apps.core import standard_webhooks
+from apps.core.standard_webhooks import sign
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
-MIN_SECRET_BYTES = 16
 # What the signature and the framing of the request depend on: a channel's own headers may not set them.
 RESERVED = frozenset({"content-type", "content-length", "transfer-encoding", "connection", "host", "idempotency-key"})
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -52,23 +48,15 @@ class WebhookTransport(Transport):
         return http.post(self.channel, body, headers)
 
 
-def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return f"v1,{base64.b64encode(digest).decode()}"
-
-
 def signing_key(channel: NotificationChannel) -> bytes:
     """The secret's bytes; a channel saved without a secret gets one now, kept so that its receiver can be told."""
     if not channel.secret:
-        NotificationChannel.objects.filter(pk=channel.pk, secret="").update(secret=new_webhook_secret())
+        NotificationChannel.objects.filter(pk=channel.pk, secret="").update(secret=standard_webhooks.new_secret())
         channel.secret = NotificationChannel.objects.values_list("secret", flat=True).get(pk=channel.pk)
     try:
-        key = base64.b64decode(channel.secret.removeprefix(SECRET_PREFIX), validate=True)
-    except binascii.Error:
-        raise ChannelError("the secret is not whsec_ followed by base64") from None
-    if len(key) < MIN_SECRET_BYTES:
-        raise ChannelError(f"the secret is shorter than {MIN_SECRET_BYTES} bytes")
-    return key
+        return standard_webhooks.secret_key(channel.secret)
+    except ValueError as error:
+        raise ChannelError(str(error)) from None
 
 
 def custom_headers(headers: Any) -> dict[str, str]:
