@@ -7,7 +7,7 @@ broadcast after commit); every error is a problem document (problems.py).
 from ninja import NinjaAPI
 from ninja.openapi.docs import Swagger
 
-from apps.hooks.api import alerts, problems
+from apps.hooks.api import alerts, heartbeats, problems
 from apps.hooks.api.auth import StaffSession, TokenAuth
 
 api = NinjaAPI(
@@ -26,3 +26,4 @@ api = NinjaAPI(
 )
 problems.install(api)
 api.add_router("/alerts/", alerts.router)
+api.add_router("/heartbeats/", heartbeats.router)

@@ -11,7 +11,8 @@ input is always a 400 that names the field, never a 422 or a 500.
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as ServiceError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -52,6 +53,18 @@ class ApiError(Exception):
 
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
+
+
+def invalid(error: ServiceError) -> ApiError:
+    """A service's ValidationError as a 400 naming each field at fault (a non-field error names "body")."""
+    messages = error.message_dict if hasattr(error, "error_dict") else {"body": error.messages}
+    errors = [
+        {"field": "body" if field == NON_FIELD_ERRORS else field, "message": message}
+        for field, texts in messages.items()
+        for message in texts
+    ]
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors[:5])
+    return ApiError(HTTPStatus.BAD_REQUEST, detail, errors=errors)
 
 
 def problem_response(request: HttpRequest, problem: ApiError) -> HttpResponse:
