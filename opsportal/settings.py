@@ -510,3 +510,8 @@ HOOKS_MAX_BODY_BYTES = config.integer("HOOKS_MAX_BODY_BYTES", 1024 * 1024, minim
 HOOKS_TIMESTAMP_TOLERANCE_SECONDS = config.integer("HOOKS_TIMESTAMP_TOLERANCE_SECONDS", 300, minimum=1)
 # How often the scheduler looks for late heartbeats (and prunes old hook deliveries).
 HOOKS_TICK_SECONDS = config.integer("HOOKS_TICK_SECONDS", 15, minimum=1, maximum=300)
+CELERY_BEAT_SCHEDULE["hooks-tick"] = {
+    "task": "apps.hooks.tasks.hooks_tick",
+    "schedule": float(HOOKS_TICK_SECONDS),
+    "options": {"expires": float(HOOKS_TICK_SECONDS)},
+}

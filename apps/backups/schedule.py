@@ -7,7 +7,7 @@ cron across daylight-saving changes: a skipped 02:30 runs at 03:00, a repeated
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import pairwise
 
 from cronsim import CronSim, CronSimError
@@ -25,12 +25,13 @@ def validate(expr: str) -> None:
     next_after(expr, timezone.now())
 
 
-def next_after(expr: str, after: datetime) -> datetime:
-    """The first fire time strictly after `after` (aware), read in TIME_ZONE, returned aware in UTC.
+def next_after(expr: str, after: datetime, tz: tzinfo | None = None) -> datetime:
+    """The first fire time strictly after `after` (aware), read in `tz` (default TIME_ZONE), returned aware in UTC.
 
     Raises ValidationError for an invalid expression (as validate()).
     """
-    return _first(_fires(expr, after.astimezone(timezone.get_default_timezone())), expr).astimezone(UTC)
+    local = after.astimezone(tz or timezone.get_default_timezone())
+    return _first(_fires(expr, local), expr).astimezone(UTC)
 
 
 def period(expr: str) -> timedelta:

@@ -7,7 +7,7 @@ broadcast after commit); every error is a problem document (problems.py).
 from ninja import NinjaAPI
 from ninja.openapi.docs import Swagger
 
-from apps.hooks.api import alerts, audit, backups, health, metrics, problems, silences
+from apps.hooks.api import alerts, audit, backups, health, heartbeats, metrics, problems, silences
 from apps.hooks.api.auth import StaffSession, TokenAuth
 from apps.hooks.api.inputs import ApiParser
 
@@ -33,3 +33,4 @@ api.add_router("/health/", health.router)
 api.add_router("/metrics/", metrics.router)
 api.add_router("/audit/", audit.router)
 api.add_router("/backups/", backups.router)
+api.add_router("/heartbeats/", heartbeats.router)

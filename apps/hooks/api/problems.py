@@ -13,14 +13,15 @@ ninja and Django would answer in plain text or HTML.
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ValidationError as ServiceError
 from django.db.models import Model, QuerySet
 from django.forms import BaseForm
-from django.forms.forms import NON_FIELD_ERRORS
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.urls import Resolver404, URLPattern, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -71,6 +72,7 @@ class ApiError(Exception):
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
 
+
 def utc(field: str, moment: datetime) -> datetime:
     """An aware datetime from the caller, in UTC; 400 naming the field when UTC cannot hold it (year 1 at +01:00)."""
     try:
@@ -85,13 +87,9 @@ def conflict(message: str) -> ApiError:
 
 def form_invalid(form: BaseForm) -> ApiError:
     """A 400 naming each field a Django form refused (errors of the whole form are the body's)."""
-    errors = [
-        {"field": "body" if name == NON_FIELD_ERRORS else name, "message": error["message"]}
-        for name, field_errors in form.errors.get_json_data().items()
-        for error in field_errors
-    ]
-    detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors[:5])
-    return ApiError(HTTPStatus.BAD_REQUEST, detail, errors=errors)
+    return _fields(
+        {name: [error["message"] for error in errors] for name, errors in form.errors.get_json_data().items()}
+    )
 
 
 def get_or_404(rows: QuerySet, pk: int) -> Model:
@@ -99,6 +97,21 @@ def get_or_404(rows: QuerySet, pk: int) -> Model:
     if not 0 < pk <= MAX_ID:
         raise ApiError(HTTPStatus.NOT_FOUND, NO_SUCH_OBJECT)
     return rows.get(pk=pk)
+
+
+def invalid(error: ServiceError) -> ApiError:
+    """A service's ValidationError as a 400 naming each field at fault (a non-field error names "body")."""
+    return _fields(error.message_dict if hasattr(error, "error_dict") else {NON_FIELD_ERRORS: error.messages})
+
+
+def _fields(messages: dict[str, list[str]]) -> ApiError:
+    errors = [
+        {"field": "body" if field == NON_FIELD_ERRORS else field, "message": message}
+        for field, texts in messages.items()
+        for message in texts
+    ]
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors[:5])
+    return ApiError(HTTPStatus.BAD_REQUEST, detail, errors=errors)
 
 
 def problem_response(request: HttpRequest, problem: ApiError) -> HttpResponse:
