@@ -20,7 +20,7 @@ from apps.alerts.models import Severity
 from apps.audit.admin import AuditHistoryMixin
 from apps.hooks import heartbeats
 from apps.hooks.models import Heartbeat, HeartbeatPing
-from apps.hooks.views_heartbeat import ping_urls
+from apps.hooks.views.heartbeat import ping_urls
 
 RECENT_PINGS = 20
 BODY_SHOWN = 300  # characters of a ping's body in the list (10 kB are kept)

@@ -1,6 +1,6 @@
 """Signed generic events (Standard Webhooks): stored once per webhook-id, mapped to alerts, pruned.
 
-The view (apps.hooks.views_events) verifies the signature and parses the body;
+The view (apps.hooks.views.events) verifies the signature and parses the body;
 event_receive() then stores the event and fires or resolves its alert in one
 transaction, so an event is never half taken. Its alerts have the source
 "events:<endpoint name>" and the key the endpoint's mapping reads from the event

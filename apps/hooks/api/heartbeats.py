@@ -21,7 +21,7 @@ from apps.hooks.api.auth import require
 from apps.hooks.api.pages import Page, PageQuery, page
 from apps.hooks.api.problems import Problem, invalid
 from apps.hooks.models import Heartbeat
-from apps.hooks.views_heartbeat import ping_urls
+from apps.hooks.views.heartbeat import ping_urls
 
 router = Router(tags=["heartbeats"])
 ERRORS = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
