@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import psycopg
 
-from tests.services import ROOT, manage, subprocess_env
+from tests.services import ROOT, Process, manage, subprocess_env
 
 ADMIN_PASSWORD = "bench-admin-password-1"  # a throwaway account in a temporary var dir
 # This machine's services; scratch databases are created next to "postgres" and dropped afterwards.
@@ -68,6 +68,12 @@ def count_by_count(text: str) -> tuple[int, int]:
     if not (first.isdigit() and second.isdigit() and int(first) > 0 and int(second) > 0):
         raise argparse.ArgumentTypeError(f"{text!r} is not COUNTxCOUNT, e.g. 8x500")
     return int(first), int(second)
+
+
+def cpu_seconds(process: Process) -> float:
+    """The CPU time (user + system) a server process has used so far."""
+    times = psutil.Process(process.popen.pid).cpu_times()
+    return times.user + times.system
 
 
 def progress(message: str) -> None:

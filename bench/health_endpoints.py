@@ -32,9 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/health_endpoints.py`
 
 import httpx
-import psutil
 
-from bench.common import POSTGRES_URL, REDIS_URL, figures, machine, progress, runportal
+from bench.common import POSTGRES_URL, REDIS_URL, cpu_seconds, figures, machine, progress, runportal
 from bench.load import Load, hammer, request_bytes
 from tests.faults.harness import portal
 from tests.services import Process, free_port
@@ -50,11 +49,6 @@ CASES = {
 BASELINE_OF = {"/healthz": "baseline: /bench/healthz", "/health/ (token)": "baseline: /bench/health"}
 GOAL = 0.8
 STORE = "from apps.health import services; print(json.dumps(len(services.run_and_store())))"
-
-
-def cpu_seconds(process: Process) -> float:
-    times = psutil.Process(process.popen.pid).cpu_times()
-    return times.user + times.system
 
 
 def same_json(base: str) -> int:
