@@ -17,7 +17,7 @@ reported, so the resolve of an episode may carry an earlier startsAt than its fi
 import hashlib
 import hmac
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -234,3 +234,13 @@ def _content(receiver: AlertmanagerReceiver, alert: AlertIn) -> dict[str, Any]:
     description = "\n\n".join(filter(None, [text, "\n".join(details)]))
     labels = {**alert.labels, RECEIVER_LABEL: receiver.name}
     return {"severity": severity, "summary": summary, "description": description, "labels": labels}
+
+
+def prune(*, older_than: timedelta = timedelta(days=7)) -> int:
+    """Forget deliveries received longer ago than `older_than` (database clock); how many went. For the hooks' tick.
+
+    A week is far beyond Alertmanager's retries and its default repeat_interval (4 h):
+    a re-sent firing older than that only refreshes the open alert.
+    """
+    deleted, _ = AlertmanagerDelivery.objects.filter(received_at__lt=Now() - older_than).delete()
+    return deleted

@@ -1,12 +1,13 @@
 """The hooks' scheduler tick: late heartbeats every HOOKS_TICK_SECONDS, and now and then the prunes."""
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 from celery import shared_task
 from django.core.cache import cache
 
-from apps.hooks import heartbeats
+from apps.hooks import alertmanager, events, heartbeats
 
 logger = structlog.get_logger(__name__)
 
@@ -14,6 +15,9 @@ logger = structlog.get_logger(__name__)
 # returning how many rows went). They run at most once per PRUNE_EVERY_SECONDS across the deployment.
 PRUNES: dict[str, Callable[[], int]] = {
     "heartbeat_pings": heartbeats.prune,
+    "alertmanager_deliveries": alertmanager.prune,
+    # Stored events are the endpoint's history in the admin: a month of it.
+    "webhook_messages": lambda: events.prune(older_than=timedelta(days=30)),
 }
 PRUNE_EVERY_SECONDS = 600
 

@@ -451,3 +451,25 @@ def test_concurrent_deliveries_of_overlapping_alerts_fire_each_alert_once(prod):
     assert sum(outcome.duplicates for outcome in outcomes) == len(fingerprints) * (4 * 3 - 1)
     assert sorted(Alert.objects.values_list("key", flat=True)) == fingerprints
     assert set(Alert.objects.values_list("fire_count", flat=True)) == {1}
+
+
+def test_the_tick_prunes_deliveries_older_than_a_week_and_keeps_the_rest(prod):
+    from datetime import timedelta
+
+    from django.db.models.functions import Now
+
+    from apps.hooks.models import AlertmanagerDelivery
+
+    receiver_row = prod[0]
+
+    def delivery(fingerprint: str) -> AlertmanagerDelivery:
+        return AlertmanagerDelivery.objects.create(
+            receiver=receiver_row, group_key="g" * 64, fingerprint=fingerprint, status="firing",
+            starts_at="2026-01-01T00:00:00Z",
+        )  # fmt: skip
+
+    old, recent = delivery("old"), delivery("recent")
+    AlertmanagerDelivery.objects.filter(pk=old.pk).update(received_at=Now() - timedelta(days=8))
+
+    assert alertmanager.prune() == 1
+    assert list(AlertmanagerDelivery.objects.values_list("fingerprint", flat=True)) == [recent.fingerprint]
