@@ -8,6 +8,7 @@ from apps.hooks.api import alerts, problems
 from apps.hooks.api.auth import StaffSession, TokenAuth
 from apps.hooks.api.docs import StaffSwagger
 from apps.hooks.api.parser import ApiParser
+from apps.hooks.api.renderer import ORJSONRenderer
 
 api = problems.ProblemAPI(
     title="opsportal API",
@@ -20,6 +21,7 @@ api = problems.ProblemAPI(
     ),
     auth=[TokenAuth(), StaffSession()],
     parser=ApiParser(),
+    renderer=ORJSONRenderer(),
     urls_namespace="api-v1",
     openapi_url="/schema/",
     docs_url="/docs/",

@@ -7,7 +7,8 @@ from django.db.models import QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router
+from pydantic import BaseModel
 
 from apps.alerts.matchers import LABEL_NAME
 from apps.alerts.models import Alert, Severity, State
@@ -21,7 +22,7 @@ LIST_FIELDS = ("id", "source", "key", "severity", "state", "summary", "labels", 
                "started_at", "last_fired_at", "acknowledged_at", "resolved_at", "silenced_by_id")  # fmt: skip
 
 
-class AlertOut(Schema):
+class AlertOut(BaseModel):
     id: int
     source: str
     key: str

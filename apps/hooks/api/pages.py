@@ -10,12 +10,13 @@ from typing import Any, Generic, TypeVar
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
+from pydantic import BaseModel
 
 T = TypeVar("T")
 MAX_LIMIT = 500
 
 
-class Page(Schema, Generic[T]):
+class Page(BaseModel, Generic[T]):
     items: list[T]
     next: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
 
