@@ -4,10 +4,13 @@ A token is `opsp_` and 43 URL-safe characters (256 random bits). Only its
 SHA-256 digest is stored; its first characters are kept to tell tokens apart.
 """
 
+import copy
 import hashlib
 import secrets
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -69,7 +72,11 @@ def token_create(
 
 
 def token_revoke(token: ApiToken) -> bool:
-    """Revoke at once (audited by the row's change); False if it was already revoked."""
+    """Revoke at once (audited by the row's change); False if it was already revoked.
+
+    At once in this process; other web processes may accept it for API_TOKEN_CACHE_SECONDS more.
+    """
+    _recent.pop(token.digest, None)
     return bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=Now()))
 
 
@@ -78,11 +85,44 @@ def token_authenticate(presented: str, *, ip: str | None) -> ApiToken | None:
     if not presented.startswith(TOKEN_PREFIX) or len(presented) > 200:
         return None
     now = timezone.now()
-    token = ApiToken.objects.select_related("user").filter(digest=digest(presented)).first()
+    token = _lookup(digest(presented))
     if token is None or not token.is_active(now) or not token.user.is_active:
         return None
     if token.last_used_at is None or now - token.last_used_at >= USE_RECORDED_EVERY or token.last_used_ip != ip:
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - USE_RECORDED_EVERY) | ~Q(last_used_ip=ip)
         ).update(last_used_at=now, last_used_ip=ip)
+        remembered = _recent.get(token.digest)
+        if remembered is not None:  # so that the next requests do not write it again
+            remembered[1].last_used_at, remembered[1].last_used_ip = now, ip
     return token
+
+
+# Tokens this process looked up lately, by digest: (when, row with its user). Only with API_TOKEN_CACHE_SECONDS.
+_recent: dict[str, tuple[float, ApiToken]] = {}
+RECENT_MAX = 10_000
+
+
+def _lookup(hashed: str) -> ApiToken | None:
+    """The token row with its user; a copy of this process's recent one when API_TOKEN_CACHE_SECONDS allows."""
+    keep = settings.API_TOKEN_CACHE_SECONDS
+    remembered = _recent.get(hashed) if keep else None
+    if remembered is not None and time.monotonic() - remembered[0] < keep:
+        return _copied(remembered[1])
+    try:  # get(): no ORDER BY to build, the digest being unique
+        token = ApiToken.objects.select_related("user").get(digest=hashed)
+    except ApiToken.DoesNotExist:
+        return None
+    if not keep:
+        return token
+    if len(_recent) >= RECENT_MAX:
+        _recent.clear()
+    _recent[hashed] = (time.monotonic(), token)
+    return _copied(token)
+
+
+def _copied(token: ApiToken) -> ApiToken:
+    # Each request its own copy: one may set attributes on its user (permission caches...) others must not see.
+    copied = copy.copy(token)
+    copied.user = copy.copy(token.user)
+    return copied

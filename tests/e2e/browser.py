@@ -26,14 +26,14 @@ def browser_or_skip() -> None:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Chromium, closed afterwards (call browser_or_skip() first)."""
+def chromium(*args: str) -> Iterator[Any]:
+    """A headless Chromium with these extra command-line switches, closed afterwards (call browser_or_skip() first)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", *args],
         )
         try:
             yield browser

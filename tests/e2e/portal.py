@@ -10,7 +10,11 @@ PASSWORD = "portal-e2e-password-1"  # OPSPORTAL_ADMIN_PASSWORD: runportal create
 
 def start_portal(port: int, env: dict, log: Path, *options: str) -> Process:
     portal = Process([sys.executable, "manage.py", "runportal", "--port", str(port), *options], env=env, log=log)
-    portal.wait_for_http(f"http://127.0.0.1:{port}/admin/login/")
+    try:
+        portal.wait_for_http(f"http://127.0.0.1:{port}/admin/login/")
+    except BaseException:
+        portal.stop()  # a portal that never answered is not left running after the test
+        raise
     return portal
 
 

@@ -4,27 +4,28 @@ Every write goes through the same service functions as the admin (audited,
 broadcast after commit); every error is a problem document (problems.py).
 """
 
-from ninja import NinjaAPI
-from ninja.openapi.docs import Swagger
-
 from apps.hooks.api import alerts, audit, backups, health, heartbeats, metrics, problems, silences
 from apps.hooks.api.auth import StaffSession, TokenAuth
-from apps.hooks.api.inputs import ApiParser
+from apps.hooks.api.docs import StaffSwagger
+from apps.hooks.api.parser import ApiParser
+from apps.hooks.api.renderer import ORJSONRenderer
 
-api = NinjaAPI(
+api = problems.ProblemAPI(
     title="opsportal API",
     version="1",
     description=(
         "Alerts, silences, health, metrics, audit events, backups and heartbeats. "
         "Authenticate with `Authorization: Bearer <token>` (`manage.py api token create`) or a staff session. "
-        "Errors are RFC 9457 problem details."
+        "Errors are RFC 9457 problem details (application/problem+json). "
+        "No text may contain a NUL character (U+0000)."
     ),
     auth=[TokenAuth(), StaffSession()],
+    parser=ApiParser(),
+    renderer=ORJSONRenderer(),
     urls_namespace="api-v1",
     openapi_url="/schema/",
     docs_url="/docs/",
-    docs=Swagger(settings={"persistAuthorization": True}),
-    parser=ApiParser(),
+    docs=StaffSwagger(),  # staff only; the schema stays public (docs.py says why)
 )
 problems.install(api)
 api.add_router("/alerts/", alerts.router)

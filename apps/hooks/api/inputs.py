@@ -7,34 +7,12 @@ year 1 or 9999 overflows when converted to UTC or shifted by a period.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from django.http import HttpRequest
-from django.utils.datastructures import MultiValueDict
-from ninja.parser import Parser
 from pydantic import AfterValidator, AwareDatetime
-
-from apps.hooks import inbound
-from apps.hooks.api.problems import bad_request
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
-
-
-class ApiParser(Parser):
-    def parse_body(self, request: HttpRequest) -> Any:
-        try:
-            return inbound.parse_json(request.body)
-        except inbound.HookRejectedError as exc:
-            # ninja answers every parse failure with the same words; problems.py gives the caller these.
-            request.body_problem = exc.message
-            raise
-
-    def parse_querydict(self, data: MultiValueDict, list_fields: list[str], request: HttpRequest) -> dict[str, Any]:
-        for name, values in data.lists():
-            if "\x00" in name or any("\x00" in value for value in values):
-                raise bad_request(name.replace("\x00", "") or "query", "A NUL character (%00) is not allowed.")
-        return super().parse_querydict(data, list_fields, request)
 
 
 def _storable(moment: datetime) -> datetime:

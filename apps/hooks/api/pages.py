@@ -6,29 +6,27 @@ after it in the list's order, so rows inserted meanwhile never shift a page
 (no duplicates, no gaps), unlike an offset.
 """
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
-
-from apps.hooks.api.problems import bad_request
+from pydantic import BaseModel
 
 T = TypeVar("T")
 MAX_LIMIT = 500
 MAX_KEY = 2**63 - 1  # a bigint
-CURSOR = re.compile(r"^[0-9]{1,40}$")  # ASCII digits: str.isdigit() would let "²" through to int()
+CURSOR = r"^[0-9]{1,40}$"  # ASCII digits: str.isdigit() would let "²" through to int()
 
 
-class Page(Schema, Generic[T]):
+class Page(BaseModel, Generic[T]):
     items: list[T]
     next: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class PageQuery(Schema):
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="Rows per page.")
-    cursor: str | None = Field(None, pattern=CURSOR.pattern, description="`next` from the previous page.")
+    cursor: str | None = Field(None, pattern=CURSOR, description="`next` from the previous page.")
 
 
 def page(
@@ -44,9 +42,7 @@ def page(
     `key` is a unique, indexed, non-null integer column (rows with a null key
     must be filtered out by the caller); value rows must include it.
     """
-    if query.cursor is not None:
-        if not CURSOR.fullmatch(query.cursor):
-            raise bad_request("cursor", "cursor must be the `next` value of a previous page")
+    if query.cursor is not None:  # validated by PageQuery's pattern
         after = int(query.cursor)
         if after > MAX_KEY:  # past any key (and any bigint): newest first every row comes after it, else none
             rows = rows if newest_first else rows.none()

@@ -26,12 +26,14 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Ht
 from django.urls import Resolver404, URLPattern, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError, ValidationErrorContext
+from ninja.openapi.schema import OpenAPISchema
 from orjson import dumps
 
 CONTENT_TYPE = "application/problem+json"
 MAX_ID = 2**63 - 1  # the largest id a row can have (bigint); a larger one is no row's, not a database error
 NO_SUCH_OBJECT = "No such object."
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 class FieldError(Schema):
@@ -67,6 +69,64 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status, self.detail = int(status), detail
         self.errors, self.headers = errors or [], headers or {}
+
+
+# What every operation may answer besides its own statuses: declare `response={200: Out, **ERRORS}`
+# (add 404 for a path with an id, 409/413/415... where the operation can answer them).
+ERRORS = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
+
+
+class ProblemAPI(NinjaAPI):
+    """NinjaAPI whose schema documents error answers with the media type they are sent with.
+
+    ninja documents every response as application/json (its renderer's); a
+    problem is application/problem+json, and clients (and schemathesis) hold
+    the schema to it.
+    """
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for answer in operation["responses"].values():
+                    content = answer.get("content", {})
+                    if set(content) == {self.renderer.media_type} and _is_problem(content[self.renderer.media_type]):
+                        answer["content"] = {CONTENT_TYPE: content[self.renderer.media_type]}
+        return schema
+
+    def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
+        """ninja's validation errors, located by the caller's names rather than the view's.
+
+        ninja maps a field of a flattened model (`filters: Query[AlertFilters]`) back to the
+        query parameter only for an error on the field itself, not on an item of it
+        (("filters", "label", 1)); and a body's errors start with the view's parameter name.
+        """
+        error = super().validation_error_from_error_contexts(error_contexts)
+        names = {
+            context.model.__ninja_param_source__: (
+                context.model.__ninja_flatten_map_reverse__,
+                getattr(context.model, "__read_from_single_attr__", None),
+            )
+            for context in error_contexts
+        }
+        for item in error.errors:
+            source, *rest = item["loc"]
+            flattened, body_parameter = names.get(source, ({}, None))
+            item["loc"] = (source, *_callers_location(tuple(rest), flattened, body_parameter))
+        return error
+
+
+def _callers_location(location: tuple, flattened: dict[tuple, tuple], body_parameter: str | None) -> tuple:
+    for cut in range(len(location), 0, -1):
+        if location[:cut] in flattened:
+            return flattened[location[:cut]] + location[cut:]
+    if body_parameter is not None and location[:1] == (body_parameter,):
+        return location[1:]
+    return location
+
+
+def _is_problem(media: dict[str, Any]) -> bool:
+    return media.get("schema", {}).get("$ref") == PROBLEM_REF
 
 
 def bad_request(field: str, message: str) -> ApiError:
@@ -130,9 +190,8 @@ def problem_response(request: HttpRequest, problem: ApiError) -> HttpResponse:
 
 
 def _field(location: tuple) -> str:
-    # ninja's loc is ("query" | "body" | "path", "payload"?, name, ...): the caller's field is what follows.
-    parts = [str(part) for part in location if part not in ("query", "body", "path", "header", "payload")]
-    return ".".join(parts) or "body"
+    # ("query" | "body" | "path" | ..., name, ...), as ProblemAPI locates it: the caller's field follows the source.
+    return ".".join(str(part) for part in location[1:]) or "body"
 
 
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -176,10 +235,9 @@ def install(api: NinjaAPI) -> None:
         return problem_response(request, too_large)
 
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        if exc.status_code == HTTPStatus.BAD_REQUEST:  # ninja's only one: a body it could not parse (inputs.py)
-            detail = getattr(request, "body_problem", "The body is not valid JSON.")
-            return problem_response(request, bad_request("body", detail))
-        return problem_response(request, ApiError(exc.status_code, str(exc)))
+        # ninja wraps what its body parser raised ("Cannot parse request body"): the parser's own words are better.
+        cause = exc.__cause__
+        return problem_response(request, cause if isinstance(cause, ApiError) else ApiError(exc.status_code, str(exc)))
 
     api.add_exception_handler(ApiError, on_problem)
     api.add_exception_handler(ValidationError, on_validation)

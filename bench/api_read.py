@@ -1,0 +1,267 @@
+"""An authenticated API read under load: GET /api/v1/alerts/?state=firing (50 firing alerts), 50 clients, under
+the ASGI server runportal uses and under gunicorn (WSGI), each beside a bare Django JSON view, in one run.
+
+The portal runs in production mode (tests/faults/harness.py): a scratch PostgreSQL
+database (the connection pool per process), Redis (database 12) for the cache and
+the rate limit's counts, JSON request logs to a file per server, bench.settings_full
+(the portal's settings and middleware plus bench.urls). API_RATE_LIMIT_PER_MINUTE is
+1,000,000,000 for the run: 50 clients of one token are far over any real limit, yet
+every request is counted as in production (--no-rate-limit sets it to 0: no counting).
+API_TOKEN_CACHE_SECONDS is the portal's default (0: the token looked up every request)
+unless --token-cache-seconds says otherwise.
+
+Servers, both started at once and measured in turns:
+
+- uvicorn: `manage.py runportal --no-worker`, as it serves (one process, uvloop,
+  httptools, the whole Django chain in one thread);
+- gunicorn: `gunicorn opsportal.wsgi` with --workers gthread workers of --threads
+  threads each (defaults: 2 x 4 on this 2-core machine; see GUNICORN below).
+
+Cases, for each server:
+
+- api: GET /api/v1/alerts/?state=firing with `Authorization: Bearer <read token>` of a
+  superuser, answered with the 50 alerts (about 17 kB);
+- baseline: GET /bench/trivial, a plain view answering {"ok": true} through the same
+  middleware: what any Django view costs on that server.
+
+Load: wrk (Debian's `wrk`), --clients keep-alive connections from one thread, for
+--seconds per case and round after a warm-up; the four cases take turns for
+--rounds rounds so that drift hits them alike. Without wrk, bench/load.py (asyncio)
+does the same. Reported: requests per second, latency p50 / p90 / p99 / max, the
+server's CPU per request (from /proc, the gunicorn workers included) and the load
+generator's CPU use. Goal for the API under the layout README recommends for
+production: >= 2,000 req/s and p99 <= 20 ms.
+
+Run on demand, never by the tests:
+    .venv/bin/python -m bench.api_read [--clients 50] [--seconds 10] [--rounds 3] [--json]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/api_read.py`
+
+import httpx
+import psutil
+
+from bench.common import POSTGRES_URL, REDIS_URL, figures, machine, progress, runportal
+from bench.load import hammer, request_bytes
+from tests.faults.harness import portal
+from tests.services import Process, free_port
+
+REDIS_DB = 12
+ALERTS = 50
+API = "/api/v1/alerts/?state=firing"
+BASELINE = "/bench/trivial"
+GOAL_PER_SECOND, GOAL_P99_MS = 2000, 20.0
+PERCENTILES = ("p50", "p90", "p99", "max")
+# A worker per core keeps both cores busy with Python; threads overlap each worker's waits on PostgreSQL and
+# Redis (a third of a request here) and keep the 50 clients' connections open (sync workers close each one).
+GUNICORN = {"workers": 2, "threads": 4}
+SEED = """
+import json
+from django.contrib.auth import get_user_model
+from apps.alerts.services import alert_fire
+from apps.hooks import tokens
+user = get_user_model().objects.create_superuser("bench", "bench@example.org", "bench-password-12")
+for number in range({alerts}):
+    alert_fire(source="bench", key=f"check-{{number}}", severity=("warning", "error", "critical")[number % 3],
+               summary=f"Check {{number}} failing", labels={{"team": "web", "host": f"web-{{number % 5}}"}},
+               value=90.0 + number / 10)
+_, token = tokens.token_create(user=user, name="bench", scope="read")
+print(json.dumps(token))
+"""
+# wrk's summary as one JSON line (latencies in microseconds).
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "microseconds": %d, "errors": %d, "non_2xx": %d,'
+    .. ' "p50": %d, "p90": %d, "p99": %d, "max": %d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    errors: int
+    latency_ms: dict[str, float]
+    client_cpu: float
+    server_cpu: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk(port: int, path: str, headers: dict[str, str], clients: int, seconds: float, script: Path) -> Run:
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script)]
+    command += [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    before, started = os.times(), time.perf_counter()
+    child = subprocess.run([*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True)
+    after, elapsed = os.times(), time.perf_counter() - started
+    cpu = after.children_user - before.children_user + after.children_system - before.children_system
+    summary = json.loads(child.stdout.strip().splitlines()[-1])
+    latency = {name: summary[name] / 1000 for name in PERCENTILES}
+    errors = summary["errors"] + summary["non_2xx"]
+    return Run(summary["requests"], summary["microseconds"] / 1e6, errors, latency, cpu / elapsed)
+
+
+def python_load(port: int, path: str, headers: dict[str, str], clients: int, seconds: float, script: Path) -> Run:
+    request = request_bytes(path, f"127.0.0.1:{port}", headers)
+    load = hammer("127.0.0.1", port, request, clients=clients, seconds=seconds)
+    latency = figures(load.latencies_ms)
+    return Run(load.requests, load.seconds, load.errors, {"p50": latency["median"], **latency}, load.client_cpu)
+
+
+def cpu_seconds(process: Process) -> float:
+    total = 0.0
+    root = psutil.Process(process.popen.pid)
+    for each in [root, *root.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def start_servers(env: dict[str, str], root: Path, workers: int, threads: int) -> dict[str, tuple[Process, int]]:
+    ports = {"uvicorn": free_port(), "gunicorn": free_port()}
+    gunicorn = [sys.executable, "-m", "gunicorn", "opsportal.wsgi:application",
+                "--bind", f"127.0.0.1:{ports['gunicorn']}", "--workers", str(workers), "--threads", str(threads),
+                "--worker-class", "gthread" if threads > 1 else "sync", "--keep-alive", "5",
+                "--no-control-socket"]  # fmt: skip
+    commands = {"uvicorn": runportal(ports["uvicorn"], "--no-worker"), "gunicorn": gunicorn}
+    servers = {}
+    for name, command in commands.items():
+        server_env = {**env, "LOG_FILE": str(root / f"{name}.log")}
+        servers[name] = (Process(command, env=server_env, log=root / f"{name}.out"), ports[name])
+    return servers
+
+
+def check_answers(port: int, token: str) -> int:
+    """The API answers the 50 firing alerts and the baseline its JSON, else the figures mean nothing."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        answer = client.get(API, headers={"Authorization": f"Bearer {token}"})
+        if answer.status_code != 200 or len(answer.json()["items"]) != ALERTS:
+            raise RuntimeError(f"{API} answered {answer.status_code}: {answer.text[:300]}")
+        if client.get(BASELINE).json() != {"ok": True}:
+            raise RuntimeError(f"{BASELINE} did not answer its JSON")
+        return len(answer.content)
+
+
+def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[Run]], dict]:
+    drive = wrk if shutil.which("wrk") and not args.python_load else python_load
+    script = root / "report.lua"
+    script.write_text(WRK_REPORT)
+    with portal(POSTGRES_URL, REDIS_URL, REDIS_DB, root) as site:
+        token = site.shell(SEED.format(alerts=ALERTS), timeout=300)
+        limit = "0" if args.no_rate_limit else "1000000000"
+        env = {**site.env, "DJANGO_SETTINGS_MODULE": "bench.settings_full", "LOG_FORMAT": "json",
+               "LOG_CONSOLE": "false", "API_RATE_LIMIT_PER_MINUTE": limit,
+               "API_TOKEN_CACHE_SECONDS": str(args.token_cache_seconds)}  # fmt: skip
+        servers = start_servers(env, root, args.workers, args.threads)
+        try:
+            sizes = {}
+            for name, (process, port) in servers.items():
+                process.wait_for_http(f"http://127.0.0.1:{port}{BASELINE}")
+                sizes[name] = check_answers(port, token)
+            cases = {f"{name} {case}": (process, port, path, headers) for name, (process, port) in servers.items()
+                     for case, path, headers in (("api", API, {"Authorization": f"Bearer {token}"}),
+                                                 ("baseline", BASELINE, {}))}  # fmt: skip
+            for _, port, path, headers in cases.values():
+                drive(port, path, headers, args.clients, args.warmup, script)
+            runs: dict[str, list[Run]] = {case: [] for case in cases}
+            for round_ in range(1, args.rounds + 1):
+                for case, (process, port, path, headers) in cases.items():
+                    before = cpu_seconds(process)
+                    run = drive(port, path, headers, args.clients, args.seconds, script)
+                    run.server_cpu = cpu_seconds(process) - before
+                    runs[case].append(run)
+                    progress(f"round {round_}/{args.rounds}: {case:<18} {run.per_second:8.0f}/s  "
+                             f"p99 {run.latency_ms['p99']:7.2f} ms  errors {run.errors}")  # fmt: skip
+        finally:
+            for process, _ in servers.values():
+                process.stop()
+    setup = {"load_generator": "wrk" if drive is wrk else "bench/load.py", "api_body_bytes": sizes["uvicorn"],
+             "gunicorn": f"{args.workers} x {'gthread' if args.threads > 1 else 'sync'}, {args.threads} threads",
+             "rate_limit": "off" if args.no_rate_limit else "counted, never reached",
+             "token_cache_seconds": args.token_cache_seconds}  # fmt: skip
+    return runs, setup
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, dict]:
+    cases = {}
+    for case, each in runs.items():
+        requests = sum(run.requests for run in each)
+        cases[case] = {
+            "requests": requests,
+            "errors": sum(run.errors for run in each),
+            "per_second": round(requests / sum(run.seconds for run in each), 1),
+            "per_second_by_round": [round(run.per_second, 1) for run in each],
+            # The worst round's percentiles: wrk gives percentiles, not samples to pool.
+            **{f"{name}_ms": round(max(run.latency_ms[name] for run in each), 2) for name in PERCENTILES},
+            "server_cpu_ms_per_request": round(1000 * sum(run.server_cpu for run in each) / requests, 3),
+            "client_cpu": round(max(run.client_cpu for run in each), 2),
+        }
+    for server in ("uvicorn", "gunicorn"):
+        api, baseline = cases[f"{server} api"], cases[f"{server} baseline"]
+        api["throughput_over_baseline"] = round(api["per_second"] / baseline["per_second"], 3)
+        api["goal_met"] = api["per_second"] >= GOAL_PER_SECOND and api["p99_ms"] <= GOAL_P99_MS and not api["errors"]
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections (default 50)")
+    parser.add_argument("--seconds", type=float, default=10, help="seconds per case and round (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the cases taking turns (default 3)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per case (default 3)")
+    parser.add_argument("--workers", type=int, default=GUNICORN["workers"], help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=GUNICORN["threads"],
+                        help="threads per gunicorn worker; 1 means sync workers (default 4)")  # fmt: skip
+    parser.add_argument("--no-rate-limit", action="store_true", help="API_RATE_LIMIT_PER_MINUTE=0: nothing counted")
+    parser.add_argument("--token-cache-seconds", type=int, default=0, help="API_TOKEN_CACHE_SECONDS (default 0)")
+    parser.add_argument("--python-load", action="store_true", help="bench/load.py instead of wrk")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    args = parser.parse_args()
+    if min(args.clients, args.rounds, args.workers, args.threads) < 1 or args.seconds <= 0 or args.warmup <= 0:
+        parser.error("--clients, --rounds, --workers and --threads must be at least 1, --seconds and --warmup positive")
+    if not 0 <= args.token_cache_seconds <= 300:
+        parser.error("--token-cache-seconds must be from 0 to 300")
+
+    with tempfile.TemporaryDirectory(prefix="opsportal-api-read-") as root:
+        runs, setup = measure(args, Path(root))
+    cases = summarise(runs)
+    if args.json:
+        result = {"benchmark": "api_read", "machine": machine(), "clients": args.clients, "seconds": args.seconds,
+                  "rounds": args.rounds, **setup, "cases": cases}  # fmt: skip
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; {setup}")
+    columns = ("req/s", "p50", "p90", "p99", "max")
+    print(f"  {'case':<18} " + " ".join(f"{name:>8}" for name in columns) + f" {'cpu ms/req':>10} {'client':>7} errors")
+    for case, row in cases.items():
+        print(
+            f"  {case:<18} {row['per_second']:>8.0f} {row['p50_ms']:>8.2f} {row['p90_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+            f" {row['max_ms']:>8.2f} {row['server_cpu_ms_per_request']:>10.3f} {row['client_cpu']:>7.2f}"
+            f" {row['errors']}"
+        )
+    for server in ("uvicorn", "gunicorn"):
+        row = cases[f"{server} api"]
+        verdict = "met" if row["goal_met"] else "NOT met"
+        print(f"  {server} api: {row['throughput_over_baseline']:.2f}x its baseline's throughput; "
+              f">= {GOAL_PER_SECOND} req/s and p99 <= {GOAL_P99_MS:g} ms: {verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
