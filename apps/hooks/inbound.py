@@ -105,14 +105,15 @@ def body(request: HttpRequest) -> bytes:
     return data
 
 
-def parse_json(data: bytes) -> Any:
+def parse_json(data: bytes, *, allow_nul: bool = False) -> Any:
     """Strict JSON (UTF-8, no NaN, no NUL character), at most MAX_JSON_DEPTH deep and MAX_JSON_ITEMS values;
-    else 400. (PostgreSQL cannot store a NUL in text: refused here, it is a 400 on every database, not a 500.)"""
+    else 400. (PostgreSQL cannot store a NUL in text: refused here, it is a 400 on every database, not a 500.)
+    `allow_nul`: the caller refuses NUL characters itself, naming where they are (the API's parser)."""
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise HookRejectedError(HTTPStatus.BAD_REQUEST, "bad_json", "The body is not valid JSON.") from None
-    _check_shape(value)
+    _check_shape(value, allow_nul)
     return value
 
 
@@ -120,7 +121,7 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_shape(value: Any) -> None:
+def _check_shape(value: Any, allow_nul: bool) -> None:
     stack, items = [([value], 0)], -1
     while stack:
         current, depth = stack.pop()
@@ -128,10 +129,10 @@ def _check_shape(value: Any) -> None:
             raise HookRejectedError(
                 HTTPStatus.BAD_REQUEST, "bad_json", f"The JSON is nested deeper than {MAX_JSON_DEPTH}."
             )
-        if isinstance(current, dict):
-            _check_text(current.keys())
         children = current.values() if isinstance(current, dict) else current
-        _check_text(children)
+        if not allow_nul:
+            _check_text(current.keys() if isinstance(current, dict) else ())
+            _check_text(children)
         for child in children:
             items += 1
             if isinstance(child, dict | list):

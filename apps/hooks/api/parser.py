@@ -7,6 +7,7 @@ read by the hooks' strict parse_json (UTF-8, no NaN, bounded depth and size),
 and a NUL in any query or form value or any JSON string is a 400 naming its field.
 """
 
+from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest
@@ -23,8 +24,10 @@ NUL_MESSAGE = "must not contain a NUL character"
 class ApiParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            value = parse_json(request.body)
+            value = parse_json(request.body, allow_nul=True)
         except HookRejectedError as rejected:
+            if rejected.status == HTTPStatus.BAD_REQUEST:
+                raise bad_request("body", rejected.message) from None
             raise ApiError(rejected.status, rejected.message) from None
         field = _nul_in(value, "")
         if field is not None:
