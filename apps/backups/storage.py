@@ -124,9 +124,12 @@ class LocalStorage(Storage):
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
-        return sorted(key for key, _ in self._walk(prefix) if PART_MARK not in key.rsplit("/", 1)[-1])
+        return sorted(key for key, _ in self._walk(prefix) if PART_MARK not in key)
 
     def delete_prefix(self, prefix: str) -> int:
+        """A folder prefix ("a/b/") is first renamed to a partial name: a kill leaves it whole or partial."""
+        if prefix.endswith("/") and self._path(prefix.rstrip("/")).is_dir():
+            prefix = self._retire(prefix.rstrip("/")) + "/"
         found = list(self._walk(prefix))
         for _, path in found:
             path.unlink(missing_ok=True)
@@ -137,10 +140,22 @@ class LocalStorage(Storage):
         return len(found)
 
     def cleanup_partial(self, prefix: str = "") -> int:
-        partial = [(key, path) for key, path in self._walk(prefix) if PART_MARK in path.name]
+        partial = [(key, path) for key, path in self._walk(prefix) if PART_MARK in key]
         for _, path in partial:
             path.unlink(missing_ok=True)
+        self._prune_dirs({path.parent for _, path in partial})
         return len(partial)
+
+    def _retire(self, folder: str) -> str:
+        """Rename the folder to a hidden partial name beside it (atomic, made durable); returns its new key."""
+        parent, _, name = folder.rpartition("/")
+        retired = f"{parent}/.{name}{PART_MARK}{secrets.token_hex(4)}".lstrip("/")
+        try:
+            os.rename(self._path(folder), self._path(retired))
+            _fsync_dir(self._path(retired).parent)
+        except OSError as exc:
+            raise BackupError(f"cannot delete {folder}: {exc.strerror}") from exc
+        return retired
 
     def publish(self, staging: str, final: str, *, last: Sequence[str] = ()) -> None:
         """One rename of the staging folder: the final folder appears whole or not at all (last is moot)."""

@@ -97,6 +97,27 @@ def test_local_delete_prefix_removes_partial_files_and_empty_folders(local_stora
     assert not (local_storage.root / "p").exists() and local_storage.root.exists()
 
 
+def test_a_local_delete_cut_short_leaves_nothing_under_the_final_name(local_storage, monkeypatch):
+    for name in ("db.zst", "manifest.json"):
+        with local_storage.writer(f"p/b/{name}") as target:
+            target.write(b"x")
+    unlink = Path.unlink
+
+    def crash_after_the_first(path, *args, **kwargs):
+        unlink(path, *args, **kwargs)
+        raise KeyboardInterrupt  # a kill between two files
+
+    monkeypatch.setattr(Path, "unlink", crash_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        local_storage.delete_prefix("p/b/")
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+    assert not (local_storage.root / "p" / "b").exists()
+    assert local_storage.list("p/") == []
+    assert local_storage.cleanup_partial("p/") == 1
+    assert not (local_storage.root / "p").exists()
+
+
 STAGED = ["manifest.copy.json", "db.zst", "manifest.json", "files.tar.zst"]
 
 

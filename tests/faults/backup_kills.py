@@ -126,7 +126,7 @@ def storage_problems(backup_dir: Path, running: str | None = None) -> dict[str, 
     folders = {path.parent for path in backup_dir.rglob("*") if path.is_file()} - ignored
     for folder in sorted(folders):
         names = sorted(path.name for path in folder.iterdir() if path.is_file())
-        is_staged = STAGING in folder.relative_to(backup_dir).parts
+        is_staged = STAGING in folder.relative_to(backup_dir).parts or PART in str(folder.relative_to(backup_dir))
         problems["partials"] += [str(folder / name) for name in names if PART in name or is_staged]
         final = [name for name in names if PART not in name and not is_staged]
         if final and not complete_manifest(folder, final):
