@@ -28,6 +28,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        # schemathesis names its items "test[GET /path]" (tests/hooks/test_schema.py), but under pytest 9 their node
+        # ids lack that suffix: every operation shared one id, and pytest-xdist, which schedules by id, ran two of
+        # ~50 and reported nothing of the rest. Each gets its own id back.
+        label = getattr(item, "operation_label", None)
+        if label and item.id.params is None:
+            item._id = item.id.with_params(label)
         if item.get_closest_marker("postgres") and not POSTGRES_URL:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
         if item.get_closest_marker("redis") and not REDIS_URL:
