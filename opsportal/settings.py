@@ -504,9 +504,10 @@ HEALTH_REPORT_CACHE_SECONDS = config.number("HEALTH_REPORT_CACHE_SECONDS", 1.0, 
 # Requests a minute per API token (or per staff session's user) before 429 + Retry-After; 0: no limit.
 API_RATE_LIMIT_PER_MINUTE = config.integer("API_RATE_LIMIT_PER_MINUTE", 1200, minimum=0)
 # Seconds a web process may reuse an API token it looked up, sparing a query a request; 0: look it up every
-# time. A token revoked (or its user deactivated) is refused at once by the process that revoked it, by the
-# others within this time.
-API_TOKEN_CACHE_SECONDS = config.integer("API_TOKEN_CACHE_SECONDS", 0, minimum=0, maximum=300)
+# time. Any change to a token or a user (a revocation, a deactivation) ends the reuse in every process at its
+# commit, through an epoch in the shared cache: so on by default with Redis, off without it (the embedded
+# local-memory cache is not shared with `manage.py api token revoke`).
+API_TOKEN_CACHE_SECONDS = config.integer("API_TOKEN_CACHE_SECONDS", 60 if REDIS_URL else 0, minimum=0, maximum=300)
 # Inbound hooks: bodies larger than this are refused with 413 before they are read.
 HOOKS_MAX_BODY_BYTES = config.integer("HOOKS_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 # Standard Webhooks: how far a webhook-timestamp may be from now, either way (replays are refused

@@ -37,7 +37,8 @@ def token_statements(run) -> list[str]:
     return [query["sql"].split()[0] for query in captured.captured_queries if "hooks_apitoken" in query["sql"]]
 
 
-def test_a_token_is_looked_up_by_one_query_and_its_use_recorded_once_a_minute(superuser, make_token):
+def test_a_token_is_looked_up_by_one_query_and_its_use_recorded_once_a_minute(superuser, make_token, settings):
+    settings.API_TOKEN_CACHE_SECONDS = 0  # the default without Redis
     token = make_token(superuser)
 
     assert token_statements(lambda: tokens.token_authenticate(token, ip=IP)) == ["SELECT", "UPDATE"]
@@ -74,6 +75,37 @@ def test_a_token_revoked_here_is_refused_at_once_though_reused(superuser):
     tokens.token_revoke(row)
 
     assert tokens.token_authenticate(token, ip=IP) is None
+
+
+@pytest.mark.usefixtures("cache_tokens")
+def test_a_token_revoked_by_another_process_is_refused_here_at_once(superuser):
+    row, token = tokens.token_create(user=superuser, name="ci", scope=Scope.READ)
+    assert tokens.token_authenticate(token, ip=IP) is not None
+
+    # What `manage.py api token revoke` or another web process does: the row, then a new epoch after the commit
+    # (this process's own list of recent tokens untouched).
+    ApiToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
+    tokens._new_epoch()
+
+    assert tokens.token_authenticate(token, ip=IP) is None
+
+
+@pytest.mark.usefixtures("cache_tokens")
+def test_deactivating_a_user_or_changing_a_token_moves_the_epoch_at_the_commit(
+    superuser, make_token, django_capture_on_commit_callbacks
+):
+    make_token(superuser)
+    row = ApiToken.objects.get()
+    before = tokens._epoch()
+    with django_capture_on_commit_callbacks(execute=True):
+        superuser.is_active = False
+        superuser.save()
+    deactivated = tokens._epoch()
+    with django_capture_on_commit_callbacks(execute=True):
+        row.scope = Scope.WRITE
+        row.save()
+
+    assert len({before, deactivated, tokens._epoch()}) == 3
 
 
 @pytest.mark.usefixtures("cache_tokens")

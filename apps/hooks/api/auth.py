@@ -8,7 +8,6 @@ caller, so audit events and log lines of API calls say who and "api".
 """
 
 import dataclasses
-import functools
 import time
 from http import HTTPStatus
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from ninja.security import APIKeyCookie, HttpBearer
-from redis import Redis
 
 from apps.core import context
+from apps.core.cache import redis_of
 from apps.hooks import tokens
 from apps.hooks.api.problems import ApiError
 from apps.hooks.models import ApiToken, Scope
@@ -106,21 +104,14 @@ def _count(caller: str) -> None:
 def _counted(key: str) -> int:
     """Add this request to the window's count; the count after it."""
     backend = caches["default"]
-    if isinstance(backend, RedisCache):
+    redis = redis_of(backend)
+    if redis is not None:
         # One round trip, where Django's cache API takes two to four (incr is EXISTS then INCRBY; a window's
         # first request adds SET NX): the window starts at 0 unless it has begun, then counts this request.
         name = backend.make_and_validate_key(key)
-        pipeline = _redis(backend._cache).pipeline(transaction=False)
-        _, used = pipeline.set(name, 0, ex=WINDOW_SECONDS * 2, nx=True).incr(name).execute()
+        _, used = redis.pipeline(transaction=False).set(name, 0, ex=WINDOW_SECONDS * 2, nx=True).incr(name).execute()
         return used
     try:
         return backend.incr(key)
     except ValueError:  # the window's first request
         return 1 if backend.add(key, 1, timeout=WINDOW_SECONDS * 2) else backend.incr(key)
-
-
-@functools.cache
-def _redis(client: RedisCacheClient) -> Redis:
-    # Django's Redis cache builds a new redis.Redis (a dict of 170 reply callbacks) for every operation: half
-    # of what counting cost. One per backend (each thread has its own), on the backend's connection pool.
-    return client.get_client(write=True)
