@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as 
 import httpx
 import psutil
 
-from bench.common import POSTGRES_URL, REDIS_URL, figures, machine, progress, runportal
+from bench.common import POSTGRES_URL, REDIS_URL, case_figures, figures, load_parser, print_cases, progress, runportal
 from bench.load import hammer, request_bytes
 from tests.faults.harness import portal
 from tests.services import Process, free_port
@@ -202,17 +202,9 @@ def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[Run]],
 def summarise(runs: dict[str, list[Run]]) -> dict[str, dict]:
     cases = {}
     for case, each in runs.items():
-        requests = sum(run.requests for run in each)
-        cases[case] = {
-            "requests": requests,
-            "errors": sum(run.errors for run in each),
-            "per_second": round(requests / sum(run.seconds for run in each), 1),
-            "per_second_by_round": [round(run.per_second, 1) for run in each],
-            # The worst round's percentiles: wrk gives percentiles, not samples to pool.
-            **{f"{name}_ms": round(max(run.latency_ms[name] for run in each), 2) for name in PERCENTILES},
-            "server_cpu_ms_per_request": round(1000 * sum(run.server_cpu for run in each) / requests, 3),
-            "client_cpu": round(max(run.client_cpu for run in each), 2),
-        }
+        # The worst round's percentiles: wrk gives percentiles, not samples to pool.
+        latency = {name: max(run.latency_ms[name] for run in each) for name in PERCENTILES}
+        cases[case] = case_figures(each, sum(run.server_cpu for run in each), latency)
     for server in ("uvicorn", "gunicorn"):
         api, baseline = cases[f"{server} api"], cases[f"{server} baseline"]
         api["throughput_over_baseline"] = round(api["per_second"] / baseline["per_second"], 3)
@@ -221,11 +213,7 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections (default 50)")
-    parser.add_argument("--seconds", type=float, default=10, help="seconds per case and round (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, the cases taking turns (default 3)")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per case (default 3)")
+    parser = load_parser(__doc__)
     parser.add_argument("--workers", type=int, default=GUNICORN["workers"], help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=GUNICORN["threads"],
                         help="threads per gunicorn worker; 1 means sync workers (default 4)")  # fmt: skip
@@ -242,20 +230,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="opsportal-api-read-") as root:
         runs, setup = measure(args, Path(root))
     cases = summarise(runs)
+    print_cases("api_read", args, setup, cases, PERCENTILES, width=18, errors=True)
     if args.json:
-        result = {"benchmark": "api_read", "machine": machine(), "clients": args.clients, "seconds": args.seconds,
-                  "rounds": args.rounds, **setup, "cases": cases}  # fmt: skip
-        print(json.dumps(result, indent=2))
         return
-    print(f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; {setup}")
-    columns = ("req/s", "p50", "p90", "p99", "max")
-    print(f"  {'case':<18} " + " ".join(f"{name:>8}" for name in columns) + f" {'cpu ms/req':>10} {'client':>7} errors")
-    for case, row in cases.items():
-        print(
-            f"  {case:<18} {row['per_second']:>8.0f} {row['p50_ms']:>8.2f} {row['p90_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-            f" {row['max_ms']:>8.2f} {row['server_cpu_ms_per_request']:>10.3f} {row['client_cpu']:>7.2f}"
-            f" {row['errors']}"
-        )
     for server in ("uvicorn", "gunicorn"):
         row = cases[f"{server} api"]
         verdict = "met" if row["goal_met"] else "NOT met"

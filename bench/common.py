@@ -7,10 +7,11 @@ import platform
 import statistics
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
@@ -44,6 +45,53 @@ def figures(samples: list[float]) -> dict[str, float]:
         "p99": cuts[98],
         "max": max(samples),
     }
+
+
+def load_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark whose load cases take turns; the caller adds its own, then --json (print_cases)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections (default 50)")
+    parser.add_argument("--seconds", type=float, default=10, help="seconds per case and round (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the cases taking turns (default 3)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per case (default 3)")
+    return parser
+
+
+def case_figures(rounds: Sequence[Any], server_cpu: float, latency_ms: dict[str, float]) -> dict[str, Any]:
+    """A load case's row over its rounds (each with requests, seconds, errors, per_second and client_cpu): the
+    throughput, these latencies, the server's CPU per request (server_cpu: its seconds over all the rounds)."""
+    requests = sum(run.requests for run in rounds)
+    return {
+        "requests": requests,
+        "errors": sum(run.errors for run in rounds),
+        "per_second": round(requests / sum(run.seconds for run in rounds), 1),
+        "per_second_by_round": [round(run.per_second, 1) for run in rounds],
+        **{f"{name}_ms": round(value, 2) for name, value in latency_ms.items()},
+        "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 3),
+        "client_cpu": round(max(run.client_cpu for run in rounds), 2),
+    }
+
+
+def print_cases(
+    benchmark: str, args: argparse.Namespace, setup: dict, cases: dict[str, dict], latencies: tuple[str, ...],
+    *, width: int, errors: bool = False,
+) -> None:  # fmt: skip
+    """The load cases' results (case_figures rows) as JSON with --json; else the setup and a table, a row per case:
+    req/s, these latencies (ms), the server's CPU per request, the client's CPU use and, if asked, the errors."""
+    if args.json:
+        result = {"benchmark": benchmark, "machine": machine(), "clients": args.clients, "seconds": args.seconds,
+                  "rounds": args.rounds, **setup, "cases": cases}  # fmt: skip
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; {setup}")
+    columns = " ".join(f"{name:>8}" for name in ("req/s", *latencies))
+    print(f"  {'case':<{width}} {columns} {'cpu ms/req':>10} {'client':>7}" + (" errors" if errors else ""))
+    for case, row in cases.items():
+        latency = " ".join(f"{row[f'{name}_ms']:>8.2f}" for name in latencies)
+        print(
+            f"  {case:<{width}} {row['per_second']:>8.0f} {latency} {row['server_cpu_ms_per_request']:>10.3f}"
+            f" {row['client_cpu']:>7.2f}" + (f" {row['errors']}" if errors else "")
+        )
 
 
 def portal_env(var_dir: Path, log_file: Path, **overrides: str) -> dict[str, str]:

@@ -24,7 +24,6 @@ Run on demand, never by the tests:
 """
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as 
 
 import httpx
 
-from bench.common import POSTGRES_URL, REDIS_URL, cpu_seconds, figures, machine, progress, runportal
+from bench.common import (
+    POSTGRES_URL,
+    REDIS_URL,
+    case_figures,
+    cpu_seconds,
+    figures,
+    load_parser,
+    print_cases,
+    progress,
+    runportal,
+)
 from bench.load import Load, hammer, request_bytes
 from tests.faults.harness import portal
 from tests.services import Process, free_port
@@ -98,18 +107,9 @@ def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[tuple[
 def summarise(samples: dict[str, list[tuple[Load, float]]]) -> dict[str, dict]:
     cases = {}
     for case, runs in samples.items():
-        requests = sum(load.requests for load, _ in runs)
-        seconds = sum(load.seconds for load, _ in runs)
-        latency = figures([ms for load, _ in runs for ms in load.latencies_ms])
-        cases[case] = {
-            "requests": requests,
-            "errors": sum(load.errors for load, _ in runs),
-            "per_second": round(requests / seconds, 1),
-            "per_second_by_round": [round(load.per_second, 1) for load, _ in runs],
-            **{f"{name}_ms": round(value, 2) for name, value in latency.items()},
-            "server_cpu_ms_per_request": round(1000 * sum(cpu for _, cpu in runs) / requests, 3),
-            "client_cpu": round(max(load.client_cpu for load, _ in runs), 2),
-        }
+        loads = [load for load, _ in runs]
+        latency = figures([ms for load in loads for ms in load.latencies_ms])
+        cases[case] = case_figures(loads, sum(cpu for _, cpu in runs), latency)
     for case, baseline in BASELINE_OF.items():
         ratio = cases[case]["per_second"] / cases[baseline]["per_second"]
         cases[case]["throughput_over_baseline"] = round(ratio, 3)
@@ -118,11 +118,7 @@ def summarise(samples: dict[str, list[tuple[Load, float]]]) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections (default 50)")
-    parser.add_argument("--seconds", type=float, default=10, help="seconds per case and round (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, the cases taking turns (default 3)")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per case (default 3)")
+    parser = load_parser(__doc__)
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= 0 or args.rounds < 1 or args.warmup < 0:
@@ -131,20 +127,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="opsportal-health-endpoints-") as root:
         samples, setup = measure(args, Path(root))
     cases = summarise(samples)
+    print_cases("health_endpoints", args, setup, cases, ("median", "p90", "p99", "max"), width=26)
     if args.json:
-        result = {"benchmark": "health_endpoints", "machine": machine(), "clients": args.clients,
-                  "seconds": args.seconds, "rounds": args.rounds, **setup, "cases": cases}  # fmt: skip
-        print(json.dumps(result, indent=2))
         return
-    print(f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; {setup}")
-    columns = ("req/s", "median", "p90", "p99", "max")
-    print(f"  {'case':<26} " + " ".join(f"{name:>8}" for name in columns) + f" {'cpu ms/req':>10} {'client':>7}")
-    for case, row in cases.items():
-        print(
-            f"  {case:<26} {row['per_second']:>8.0f} {row['median_ms']:>8.2f} {row['p90_ms']:>8.2f}"
-            f" {row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} {row['server_cpu_ms_per_request']:>10.3f}"
-            f" {row['client_cpu']:>7.2f}"
-        )
     for case in BASELINE_OF:
         row = cases[case]
         verdict = "met" if row["goal_met"] else "NOT met"

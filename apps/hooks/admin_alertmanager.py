@@ -12,13 +12,12 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 
 from apps.alerts.models import Severity
 from apps.audit.admin import AuditHistoryMixin
 from apps.hooks import alertmanager
+from apps.hooks.admin_pages import admin_page
 from apps.hooks.models import AlertmanagerReceiver
 
 
@@ -91,15 +90,8 @@ class AlertmanagerReceiverAdmin(AuditHistoryMixin, admin.ModelAdmin):
         receivers = []
         for receiver, token in issued:
             url = request.build_absolute_uri(reverse("hooks-alertmanager", args=[receiver.name]))
-            receivers.append(
-                {"receiver": receiver, "token": token, "config": receiver_config(receiver.name, url, token)}
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Alertmanager receiver token" if len(issued) == 1 else "Alertmanager receiver tokens",
-            "opts": self.model._meta,
-            "receivers": receivers,
-        }
-        response = TemplateResponse(request, "admin/hooks/alertmanagerreceiver/token.html", context)
-        add_never_cache_headers(response)
-        return response
+            config = receiver_config(receiver.name, url, token)
+            receivers.append({"receiver": receiver, "token": token, "config": config,
+                              "field_id": f"alertmanager-token-{receiver.pk}"})  # fmt: skip
+        title = "Alertmanager receiver token" if len(issued) == 1 else "Alertmanager receiver tokens"
+        return admin_page(self, request, "token.html", title, receivers=receivers)

@@ -18,7 +18,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -29,6 +28,7 @@ from apps.audit.admin import AuditHistoryMixin, CappedCountPaginator
 from apps.core import standard_webhooks
 from apps.core.readonly import ReadOnlyAdminMixin
 from apps.hooks import events, mapping
+from apps.hooks.admin_pages import admin_page
 from apps.hooks.models import WebhookEndpoint, WebhookMessage
 
 MAPPING_HELP = (
@@ -166,28 +166,21 @@ class WebhookEndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
             secret = events.endpoint_rotate_secret(endpoint, keep_previous_for=keep)
             endpoint.refresh_from_db()
             return self.secret_page(request, endpoint, secret, rotated=True)
-        context = {**self.page_context(request, endpoint), "form": form, "title": f"Rotate the secret of {endpoint}"}
-        return TemplateResponse(request, "admin/hooks/webhookendpoint/rotate.html", context)
+        title = f"Rotate the secret of {endpoint}"
+        return admin_page(self, request, "rotate.html", title, original=endpoint, media=self.media, form=form)
 
     def secret_page(self, request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> Any:
         try:
             in_effect = mapping.parse(endpoint.mapping)
         except mapping.InvalidMappingError:
             in_effect = mapping.EventMapping()
-        context = {
-            **self.page_context(request, endpoint),
-            "title": f"The signing secret of {endpoint}",
-            "secret": secret,
-            "rotated": rotated,
-            "url": request.build_absolute_uri(reverse("hooks_events", kwargs={"name": endpoint.name})),
-            "body": json.dumps(mapping.example_event(in_effect, endpoint.name), separators=(",", ":")),
-            "tolerance": settings.HOOKS_TIMESTAMP_TOLERANCE_SECONDS,
-        }
-        return TemplateResponse(request, "admin/hooks/webhookendpoint/secret.html", context)
-
-    def page_context(self, request: HttpRequest, endpoint: WebhookEndpoint) -> dict[str, Any]:
-        return {**self.admin_site.each_context(request), "opts": self.model._meta, "original": endpoint,
-                "media": self.media}  # fmt: skip
+        return admin_page(
+            self, request, "secret.html", f"The signing secret of {endpoint}",
+            original=endpoint, media=self.media, secret=secret, rotated=rotated,
+            url=request.build_absolute_uri(reverse("hooks_events", kwargs={"name": endpoint.name})),
+            body=json.dumps(mapping.example_event(in_effect, endpoint.name), separators=(",", ":")),
+            tolerance=settings.HOOKS_TIMESTAMP_TOLERANCE_SECONDS,
+        )  # fmt: skip
 
 
 @admin.register(WebhookMessage)

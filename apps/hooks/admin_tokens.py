@@ -19,13 +19,12 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 
 from apps.audit.admin import AuditHistoryMixin
 from apps.hooks import tokens
+from apps.hooks.admin_pages import admin_page
 from apps.hooks.models import ApiToken, Scope
 
 LIFETIMES = {"30d": timedelta(days=30), "90d": timedelta(days=90), "1y": timedelta(days=365), "never": None}
@@ -124,8 +123,8 @@ class ApiTokenAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 row.refresh_from_db()  # created_at is the database's
-                return self._page(request, "created.html", "API token created", token=token, row=row)
-        return self._page(request, "add.html", "Add API token", form=form)
+                return admin_page(self, request, "created.html", "API token created", token=token, row=row)
+        return admin_page(self, request, "add.html", "Add API token", form=form)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         extra = {**(extra_context or {}), "can_revoke": self.has_revoke_permission(request)}
@@ -145,12 +144,3 @@ class ApiTokenAdmin(AuditHistoryMixin, admin.ModelAdmin):
         else:
             self.message_user(request, f"Token {token} was already revoked.", messages.WARNING)
         return redirect("admin:hooks_apitoken_change", token.pk)
-
-    def _page(self, request: HttpRequest, template: str, title: str, **context: Any) -> HttpResponse:
-        response = TemplateResponse(
-            request,
-            f"admin/hooks/apitoken/{template}",
-            {**self.admin_site.each_context(request), "title": title, "opts": self.opts, **context},
-        )
-        add_never_cache_headers(response)  # no-store: the page with the token must not stay in any cache
-        return response

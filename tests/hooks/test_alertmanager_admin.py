@@ -47,6 +47,8 @@ def test_adding_a_receiver_shows_its_token_once_with_the_alertmanager_config(sup
     receiver = AlertmanagerReceiver.objects.get()
     assert receiver.token_digest == tokens.digest(token) and token.startswith(receiver.token_prefix)
     assert len(receiver.token_prefix) == 11
+    field = f"alertmanager-token-{receiver.pk}"
+    assert f'<label for="{field}">Token</label>' in text(page) and f'<input id="{field}"' in text(page)
     # Its own change page shows only the token's start.
     change = text(superuser_client.get(f"{RECEIVERS}{receiver.pk}/change/"))
     assert receiver.token_prefix in change and token not in change

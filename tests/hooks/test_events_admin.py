@@ -44,6 +44,7 @@ def test_creating_an_endpoint_shows_its_secret_once(superuser_client):
     endpoint = WebhookEndpoint.objects.get()
     secret = shown_secret(page)
     assert secret == endpoint.secret and secret.startswith("whsec_")
+    assert '<label for="hooks-secret">Signing secret</label>' in page.content.decode()
     assert "no-store" in page["Cache-Control"]
     change = superuser_client.get(f"{ENDPOINTS}{endpoint.pk}/change/")
     assert change.status_code == HTTPStatus.OK and secret not in change.content.decode()

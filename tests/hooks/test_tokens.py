@@ -146,6 +146,7 @@ def test_the_admin_makes_a_token_and_shows_it_once_on_a_page_of_its_own(admin_cl
     row = ApiToken.objects.get()
     token = page.context["token"]
     assert tokens.digest(token) == row.digest and page.content.decode().count(token) == 1
+    assert '<label for="api-token">Token</label>' in page.content.decode()  # the field's, the token's only place
     assert "no-store" in page["Cache-Control"]
     assert (row.name, row.user, row.scope, row.created_by) == ("grafana", outsider, "write", superuser)
     assert timedelta(days=89) < row.expires_at - timezone.now() <= timedelta(days=90)
