@@ -59,6 +59,7 @@ STATUS_AFTER = {
 ALERTING = (Heartbeat.Status.LATE, Heartbeat.Status.FAILED)
 # An alert may be open in these states (a start after a late or failed run keeps it): a success resolves it.
 MAY_BE_FIRING = (*ALERTING, Heartbeat.Status.STARTED)
+Errors = dict[str, list[str | ValidationError]]  # per field; a name another heartbeat has is code "unique"
 
 
 # ---------------------------------------------------------------- definitions
@@ -66,7 +67,7 @@ MAY_BE_FIRING = (*ALERTING, Heartbeat.Status.STARTED)
 
 def heartbeat_validate(values: dict[str, Any], *, instance: Heartbeat | None = None) -> dict[str, Any]:
     """All EDITABLE values, cleaned (text stripped, cron spaces collapsed); else ValidationError({field: [...]})."""
-    errors: dict[str, list[str]] = {}
+    errors: Errors = {}
     clean = {
         "name": _string(values, "name", errors).strip(),
         "description": _string(values, "description", errors),
@@ -91,7 +92,7 @@ def heartbeat_validate(values: dict[str, Any], *, instance: Heartbeat | None = N
     return clean
 
 
-def _string(values: dict[str, Any], field: str, errors: dict[str, list[str]], default: str = "") -> str:
+def _string(values: dict[str, Any], field: str, errors: Errors, default: str = "") -> str:
     value = values.get(field, default)
     text = "" if value is None else str(value)
     try:  # PostgreSQL text holds neither NUL nor unpaired surrogates (valid JSON may carry both as escapes)
@@ -104,16 +105,20 @@ def _string(values: dict[str, Any], field: str, errors: dict[str, list[str]], de
     return text
 
 
-def _check_name(name: str, instance: Heartbeat | None, errors: dict[str, list[str]]) -> None:
+def _check_name(name: str, instance: Heartbeat | None, errors: Errors) -> None:
     if "name" in errors:
         return
     if not 1 <= len(name) <= 100:
         errors["name"] = ["A heartbeat needs a name of 1 to 100 characters."]
     elif Heartbeat.objects.filter(name=name).exclude(pk=instance.pk if instance else None).exists():
-        errors["name"] = [f"A heartbeat named {name!r} already exists."]
+        errors["name"] = [_taken(name)]
 
 
-def _seconds(values: dict[str, Any], field: str, errors: dict, *, minimum: int, default: int | None) -> int | None:
+def _taken(name: str) -> ValidationError:
+    return ValidationError(f"A heartbeat named {name!r} already exists.", code="unique")
+
+
+def _seconds(values: dict[str, Any], field: str, errors: Errors, *, minimum: int, default: int | None) -> int | None:
     value = values.get(field, default)
     if value is None and default is None:
         return None
@@ -123,7 +128,7 @@ def _seconds(values: dict[str, Any], field: str, errors: dict, *, minimum: int, 
     return value
 
 
-def _check_schedule(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
+def _check_schedule(clean: dict[str, Any], errors: Errors) -> None:
     """Exactly one of a period and a cron expression; the expression must fire (in its time zone)."""
     if clean["cron"] and clean["period_seconds"] is not None:
         both = "Set either a period (period_seconds) or a cron expression (cron), not both."
@@ -154,7 +159,7 @@ def heartbeat_create(*, actor: Any = None, **values: Any) -> Heartbeat:
         with transaction.atomic():
             return Heartbeat.objects.create(**clean, created_by=actor)
     except IntegrityError:  # the same name created meanwhile
-        raise ValidationError({"name": [f"A heartbeat named {clean['name']!r} already exists."]}) from None
+        raise ValidationError({"name": [_taken(clean["name"])]}) from None
 
 
 @transaction.atomic
@@ -178,7 +183,7 @@ def heartbeat_update(heartbeat: Heartbeat, **changes: Any) -> Heartbeat:
             with transaction.atomic():
                 row.save(update_fields=changed)
         except IntegrityError:
-            raise ValidationError({"name": [f"A heartbeat named {row.name!r} already exists."]}) from None
+            raise ValidationError({"name": [_taken(row.name)]}) from None
     return row
 
 

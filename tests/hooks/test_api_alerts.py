@@ -142,9 +142,12 @@ def test_firing_creates_then_updates_then_begins_a_new_episode(write_client):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"key": "   "}, "key"),  # refused by the service, not the schema
+        ({"key": "   "}, "key"),
+        ({"source": ""}, "source"),
         ({"source": "s" * 101}, "source"),
         ({"summary": " "}, "summary"),
+        ({"summary": "s" * 501}, "summary"),
+        ({"labels": {f"l{n}": "x" for n in range(65)}}, "labels"),
         ({"severity": "fatal"}, "severity"),
         ({"labels": {"9lives": "x"}}, "labels"),
         ({"labels": {"port": 5432}}, "labels.port"),

@@ -163,6 +163,8 @@ def test_an_unknown_event_is_a_404_problem(read_client, event_id):
         ({"since": "2026-12-01T10:00:00"}, "since"),  # no time zone
         ({"until": "tomorrow"}, "until"),
         ({"since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"until": "0.5"}, "until"),  # a number is not date-time, though pydantic would read it as Unix time
+        ({"since": "1796126400"}, "since"),
         ({"action": "x" * 65}, "action"),
     ],
 )

@@ -36,7 +36,7 @@ def problem(response, status: int) -> dict:
 
 @pytest.mark.parametrize(
     ("data", "field"),
-    [(b"{not json", "body"), (b'{"source": "ci"', "body"), (b"[1, 2]", "source"), (b'{"source": 7}', "source")],
+    [(b"{not json", "body"), (b'{"source": "ci"', "body"), (b"[1, 2]", "body"), (b'{"source": 7}', "source")],
 )
 def test_a_body_that_is_not_the_right_json_is_a_400_naming_the_field(write_client, data, field):
     document = problem(write_client.post(ALERTS, data, content_type=JSON), HTTPStatus.BAD_REQUEST)
@@ -74,7 +74,8 @@ def test_a_time_out_of_the_storable_range_is_a_400_naming_it(write_client, momen
 
     document = problem(write_client.post("/api/v1/silences/", body, content_type=JSON), HTTPStatus.BAD_REQUEST)
 
-    assert document["errors"] == [{"field": "ends_at", "message": "must be from 1970 to 9000"}]
+    message = "must be a time in ISO 8601 with its offset (2026-01-31T09:00:00Z), from 1970 to 8999"
+    assert document["errors"] == [{"field": "ends_at", "message": message}]
 
 
 def test_a_query_parameter_of_the_wrong_type_is_a_400_naming_it(read_client):

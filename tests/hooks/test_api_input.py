@@ -12,6 +12,7 @@ from http import HTTPStatus
 import pytest
 from django.test import RequestFactory
 
+from apps.alerts.models import State
 from apps.alerts.services import alert_fire
 from apps.hooks.api.alerts import MAX_LABEL_FILTERS
 from apps.hooks.api.parser import ApiParser
@@ -94,6 +95,17 @@ def test_a_body_strict_json_refuses_is_a_400(body):
         parse(body)
 
     assert refused.value.status == HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize("body", [b"[null, null]", b"[]", b"3", b'"comment"', b"true"])
+def test_a_body_that_is_not_an_object_is_a_400_naming_the_body(write_client, body):
+    # ninja would take it for an object with every field missing, where every field has a default.
+    alert = alert_fire(source="api-test", key="ack", severity="warning", summary="ack")
+
+    for path in ("/api/v1/health/run/", f"/api/v1/alerts/{alert.pk}/acknowledge/"):
+        assert problem_fields(write_client.post(path, body, content_type="application/json")) == ["body"]
+    alert.refresh_from_db()
+    assert alert.state == State.FIRING
 
 
 def test_a_json_body_without_nul_characters_is_read_as_it_is():

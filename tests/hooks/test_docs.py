@@ -12,7 +12,10 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from apps.backups.models import Status as BackupStatus
+from apps.health.checks import Status as CheckStatus
 from apps.hooks.api.problems import CONTENT_TYPE
+from apps.hooks.models import Heartbeat
 from opsportal.wsgi import application
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -44,6 +47,25 @@ def test_the_schema_documents_every_error_answer_as_a_problem_document(client):
     errors = [answer for op in operations for status, answer in op["responses"].items() if int(status) >= 400]
     assert errors
     assert all(list(answer["content"]) == [CONTENT_TYPE] for answer in errors)
+
+
+def test_every_operation_declares_the_errors_it_can_answer(client):
+    for path, methods in client.get("/api/v1/schema/").json()["paths"].items():
+        for method, operation in methods.items():
+            expected = {"400", "401", "403", "429"}
+            expected |= {"404"} if "{" in path else set()  # no such object
+            expected |= {"413"} if "requestBody" in operation else set()  # over the upload limit
+            assert expected <= set(operation["responses"]), f"{method.upper()} {path}"
+
+
+def test_each_kind_of_status_is_described_by_its_own_values(client):
+    # ninja keeps one schema per class name, and these three are all classes called Status.
+    schemas = client.get("/api/v1/schema/").json()["components"]["schemas"]
+
+    assert schemas["CheckStatus"]["enum"] == CheckStatus.values
+    assert schemas["HeartbeatStatus"]["enum"] == Heartbeat.Status.values
+    assert schemas["BackupStatus"]["enum"] == BackupStatus.values
+    assert "Status" not in schemas
 
 
 @pytest.mark.parametrize("who", ["anonymous", "outsider"])

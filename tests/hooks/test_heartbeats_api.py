@@ -70,13 +70,27 @@ def test_a_bad_definition_is_400_naming_the_field(write_client, payload, fields)
     assert not Heartbeat.objects.exists()
 
 
-def test_a_taken_name_is_400_naming_name(write_client):
+def test_a_taken_name_is_a_409_on_create_and_on_rename(write_client):
+    make_heartbeat(name="job")
+    other = make_heartbeat(name="other")
+
+    created = write_client.post(BASE, {"name": "job", "period_seconds": 60}, content_type="application/json")
+    renamed = write_client.patch(f"{BASE}{other.pk}", {"name": "job"}, content_type="application/json")
+
+    for response in (created, renamed):
+        assert response.status_code == HTTPStatus.CONFLICT
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["detail"] == "A heartbeat named 'job' already exists."
+    assert sorted(Heartbeat.objects.values_list("name", flat=True)) == ["job", "other"]
+
+
+def test_a_taken_name_with_another_fault_is_a_400_naming_both(write_client):
     make_heartbeat(name="job")
 
-    response = write_client.post(BASE, {"name": "job", "period_seconds": 60}, content_type="application/json")
+    response = write_client.post(BASE, {"name": "job", "cron": "every night"}, content_type="application/json")
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert problem_fields(response) == {"name"}
+    assert problem_fields(response) == {"name", "cron"}
 
 
 def test_patch_changes_only_the_fields_sent_and_moves_the_deadline(write_client):

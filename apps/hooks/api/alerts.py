@@ -26,9 +26,10 @@ from apps.hooks.api.pages import Page, PageQuery, page
 from apps.hooks.api.problems import ERRORS, ONE_ERRORS, Problem, bad_request, conflict, get_or_404
 
 router = Router(tags=["alerts"])
-ACT_ERRORS = {**ONE_ERRORS, 409: Problem}
+ACT_ERRORS = {**ONE_ERRORS, 409: Problem, 413: Problem}
 TIMELINE_ROWS = 200  # as the admin's alert page: the latest lines of a flapping alert, not all of them
 MAX_LABEL_FILTERS = 20  # each is a condition on the JSON column; more would only make a slow query
+NOT_BLANK = r"\S"
 
 LIST_FIELDS = ("id", "source", "key", "severity", "state", "summary", "labels", "value", "episode", "fire_count",
                "started_at", "last_fired_at", "acknowledged_at", "resolved_at", "silenced_by_id")  # fmt: skip
@@ -79,12 +80,22 @@ class AlertFilters(PageQuery):
 
 
 class FireIn(Schema):
-    source: str = Field(description="Who raises it, e.g. ci, backup-script (at most 100 characters).")
-    key: str = Field(description="What it is about, unique within the source (at most 200 characters).")
+    # The lengths of the Alert's columns; not blank, since the service strips spaces.
+    source: str = Field(
+        min_length=1, max_length=100, pattern=NOT_BLANK, description="Who raises it, e.g. ci, backup-script."
+    )
+    key: str = Field(
+        min_length=1, max_length=200, pattern=NOT_BLANK, description="What it is about, unique within the source."
+    )
     severity: Severity
-    summary: str = Field(description="One line saying what is wrong.")
-    description: str = ""
-    labels: dict[str, str] = Field({}, description="For routing, grouping and silences.")
+    summary: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="One line: what is wrong.")
+    description: str = Field("", max_length=10_000)
+    labels: dict[str, str] = Field(
+        {},
+        max_length=services.MAX_LABELS,
+        json_schema_extra={"propertyNames": {"pattern": f"^{LABEL_NAME.pattern}$"}},  # the service checks them
+        description="For routing, grouping and silences.",
+    )
     value: Any = Field(None, description="The observed value (any JSON).")
 
 
@@ -134,7 +145,7 @@ def list_alerts(request: HttpRequest, filters: Query[AlertFilters]) -> dict[str,
 
 @router.post(
     "/",
-    response={200: AlertDetail, 201: AlertDetail, **ERRORS},
+    response={200: AlertDetail, 201: AlertDetail, **ERRORS, 413: Problem},
     summary="Fire an alert",
     description="Raises the alert (source, key): 201 when this begins an episode, 200 when it updates an open one "
     "(no new notification). Needs alerts.add_alert.",

@@ -28,12 +28,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema
-from pydantic import AwareDatetime, IPvAnyAddress, WithJsonSchema
+from pydantic import IPvAnyAddress, WithJsonSchema
 
 from apps.audit.models import AuditEvent, Outcome
 from apps.hooks.api.auth import require
+from apps.hooks.api.inputs import Moment
 from apps.hooks.api.pages import MAX_KEY, Page, PageQuery, page
-from apps.hooks.api.problems import ERRORS, Problem, utc
+from apps.hooks.api.problems import ERRORS, Problem
 
 router = Router(tags=["audit"])
 PERMISSION = "audit.view_auditevent"  # as the admin's audit trail
@@ -75,8 +76,8 @@ class AuditFilters(PageQuery):
     resource_id: str | None = Field(None, max_length=64)
     request_id: str | None = Field(None, max_length=128)
     ip: IPAddress | None = Field(None, description="The client's IP address.")
-    since: AwareDatetime | None = Field(None, description="Events at or after this time (ISO 8601 with a zone).")
-    until: AwareDatetime | None = Field(None, description="Events before this time.")
+    since: Moment | None = Field(None, description="Events at or after this time (ISO 8601 with a zone).")
+    until: Moment | None = Field(None, description="Events before this time.")
     order: Literal["newest", "oldest"] = Field(
         "newest", description="oldest: in chain order; pass the last `seq` seen as `cursor` to get what came since."
     )
@@ -91,9 +92,9 @@ def _filtered(filters: AuditFilters) -> QuerySet:
     if filters.ip is not None:
         rows = rows.filter(ip=str(filters.ip))  # canonical, as record() stores it
     if filters.since is not None:
-        rows = rows.filter(timestamp__gte=utc("since", filters.since))
+        rows = rows.filter(timestamp__gte=filters.since)
     if filters.until is not None:
-        rows = rows.filter(timestamp__lt=utc("until", filters.until))
+        rows = rows.filter(timestamp__lt=filters.until)
     return rows
 
 

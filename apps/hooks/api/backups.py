@@ -11,7 +11,6 @@ backup and answers the verdict, which services.verify records and alerts on.
 """
 
 from datetime import datetime
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +28,7 @@ from apps.backups import services, tasks
 from apps.backups.errors import BackupError
 from apps.backups.models import Backup, BackupPolicy, Status, Trigger, Verification
 from apps.hooks.api.auth import require
+from apps.hooks.api.inputs import schema_enum
 from apps.hooks.api.pages import MAX_KEY, Page, PageQuery, page
 from apps.hooks.api.problems import ERRORS, ApiError, Problem
 
@@ -40,8 +40,7 @@ FIELDS = ("id", "status", "trigger", "storage", "location", "started_at", "finis
           "encrypted", "verification", "verified_at", "error", "verify_error", "pruned_at")  # fmt: skip
 WITH = {"policy_name": F("policy__name"), "created_by_name": F("created_by__username")}
 RETRY_SECONDS = "30"
-# The schema's own name for the backups' states: the health checks' states are an enum called Status too.
-BackupStatus = StrEnum("BackupStatus", [(status.name, status.value) for status in Status])
+BackupStatus = schema_enum("BackupStatus", Status)
 
 
 class BackupOut(Schema):

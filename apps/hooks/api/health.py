@@ -9,7 +9,7 @@ an operator poking at a check from a script never opens or closes an alert.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema
@@ -19,17 +19,19 @@ from apps.health.checks import Status
 from apps.health.checks.base import NAME_MAX_LENGTH
 from apps.health.models import CheckState
 from apps.hooks.api.auth import require
+from apps.hooks.api.inputs import schema_enum
 from apps.hooks.api.problems import ERRORS, Problem, bad_request
 
 router = Router(tags=["health"])
 VIEW_PERMISSION = "health.view_checkstate"  # as /health/ and the admin's overview (with ?fresh=1, which runs them)
 HISTORY_PERMISSION = "health.view_checkresult"  # as the admin's history list
 MAX_TIMEOUT = 60.0  # seconds: a request waits for the slowest check; the `health` command allows more
+CheckStatus = schema_enum("CheckStatus", Status)
 
 
 class CheckOut(Schema):
     name: str
-    status: Status
+    status: CheckStatus
     message: str = Field(description="One line: what the check found.")
     details: dict[str, Any]
     latency_ms: float = Field(description="How long the check took.")
@@ -42,7 +44,7 @@ class CheckStateOut(CheckOut):
 
 
 class HealthOut(Schema):
-    status: Status = Field(description="The worst status of all checks; unknown when none has run.")
+    status: CheckStatus = Field(description="The worst status of all checks; unknown when none has run.")
     checks: list[CheckStateOut]
 
 
@@ -56,7 +58,7 @@ class CheckHistoryOut(Schema):
 
 
 class HealthRunIn(Schema):
-    checks: list[str] | None = Field(
+    checks: list[Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH)]] | None = Field(
         None, min_length=1, max_length=500, description="Names of the checks to run; omit for every check."
     )
     timeout: float | None = Field(
@@ -65,7 +67,7 @@ class HealthRunIn(Schema):
 
 
 class HealthRunOut(Schema):
-    status: Status = Field(description="The worst status of the checks that ran.")
+    status: CheckStatus = Field(description="The worst status of the checks that ran.")
     checks: list[CheckOut]
 
 
@@ -89,7 +91,9 @@ def history(request: HttpRequest, name: str, query: Query[CheckHistoryQuery]) ->
     return {"name": name, "items": items}
 
 
-@router.post("/run/", response={200: HealthRunOut, **ERRORS}, summary="Run checks now; answer, store nothing")
+@router.post(
+    "/run/", response={200: HealthRunOut, **ERRORS, 413: Problem}, summary="Run checks now; answer, store nothing"
+)
 def run(request: HttpRequest, payload: HealthRunIn | None = None) -> dict[str, Any]:
     """Synchronous: answers within the longest timeout of the checks asked for (`timeout` bounds each)."""
     require(request, VIEW_PERMISSION)

@@ -18,14 +18,14 @@ from pydantic import BeforeValidator, StrictBool, StrictStr
 from apps.alerts.models import Severity
 from apps.hooks import heartbeats
 from apps.hooks.api.auth import require
+from apps.hooks.api.inputs import schema_enum
 from apps.hooks.api.pages import Page, PageQuery, page
-from apps.hooks.api.problems import Problem, invalid
+from apps.hooks.api.problems import ERRORS, ONE_ERRORS, ApiError, Problem, conflict, invalid
 from apps.hooks.models import Heartbeat
 from apps.hooks.views.heartbeat import ping_urls
 
 router = Router(tags=["heartbeats"])
-ERRORS = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
-FOUND_ERRORS = {**ERRORS, 404: Problem}
+HeartbeatStatus = schema_enum("HeartbeatStatus", Heartbeat.Status)
 
 
 class PingUrls(Schema):
@@ -46,7 +46,7 @@ class HeartbeatOut(Schema):
     grace_seconds: int
     max_runtime_seconds: int | None
     severity: str
-    status: Heartbeat.Status
+    status: HeartbeatStatus
     last_ping_at: datetime | None
     last_start_at: datetime | None
     deadline: datetime | None = Field(description="When silence makes it late (null: waiting for its first ping).")
@@ -97,8 +97,16 @@ class HeartbeatPatch(Schema):
 
 
 class HeartbeatFilters(PageQuery):
-    status: Heartbeat.Status | None = None
+    status: HeartbeatStatus | None = None
     enabled: bool | None = None
+
+
+def _refused(error: ValidationError) -> ApiError:
+    """A 409 when the one fault is a name another heartbeat has (a conflict with what exists), else a 400."""
+    faults = getattr(error, "error_dict", {})
+    if list(faults) == ["name"] and [fault.code for fault in faults["name"]] == ["unique"]:
+        return conflict(error.messages[0])
+    return invalid(error)
 
 
 def _out(request: HttpRequest, heartbeat: Heartbeat) -> dict[str, Any]:
@@ -117,34 +125,44 @@ def list_heartbeats(request: HttpRequest, filters: Query[HeartbeatFilters]) -> d
     return page(rows, filters, newest_first=False, row=lambda heartbeat: _out(request, heartbeat))
 
 
-@router.post("/", response={201: HeartbeatOut, **ERRORS}, summary="Create a heartbeat")
+@router.post(
+    "/",
+    response={201: HeartbeatOut, **ERRORS, 409: Problem, 413: Problem},
+    summary="Create a heartbeat",
+    description="409 when another heartbeat has the name.",
+)
 def create_heartbeat(request: HttpRequest, payload: HeartbeatIn) -> Status:
     require(request, "hooks.add_heartbeat")
     try:
         heartbeat = heartbeats.heartbeat_create(actor=request.user, **payload.model_dump())
     except ValidationError as error:
-        raise invalid(error) from None
+        raise _refused(error) from None
     return Status(HTTPStatus.CREATED, _out(request, heartbeat))
 
 
-@router.get("/{heartbeat_id}", response={200: HeartbeatOut, **FOUND_ERRORS}, summary="One heartbeat")
+@router.get("/{heartbeat_id}", response={200: HeartbeatOut, **ONE_ERRORS}, summary="One heartbeat")
 def get_heartbeat(request: HttpRequest, heartbeat_id: int) -> dict[str, Any]:
     require(request, "hooks.view_heartbeat")
     return _out(request, get_object_or_404(Heartbeat, pk=heartbeat_id))
 
 
-@router.patch("/{heartbeat_id}", response={200: HeartbeatOut, **FOUND_ERRORS}, summary="Change a heartbeat")
+@router.patch(
+    "/{heartbeat_id}",
+    response={200: HeartbeatOut, **ONE_ERRORS, 409: Problem, 413: Problem},
+    summary="Change a heartbeat",
+    description="409 when another heartbeat has the new name.",
+)
 def change_heartbeat(request: HttpRequest, heartbeat_id: int, payload: HeartbeatPatch) -> dict[str, Any]:
     require(request, "hooks.change_heartbeat")
     heartbeat = get_object_or_404(Heartbeat, pk=heartbeat_id)
     try:
         heartbeat = heartbeats.heartbeat_update(heartbeat, **payload.model_dump(exclude_unset=True))
     except ValidationError as error:
-        raise invalid(error) from None
+        raise _refused(error) from None
     return _out(request, heartbeat)
 
 
-@router.delete("/{heartbeat_id}", response={204: None, **FOUND_ERRORS}, summary="Delete a heartbeat and its pings")
+@router.delete("/{heartbeat_id}", response={204: None, **ONE_ERRORS}, summary="Delete a heartbeat and its pings")
 def delete_heartbeat(request: HttpRequest, heartbeat_id: int) -> Status:
     require(request, "hooks.delete_heartbeat")
     heartbeats.heartbeat_delete(get_object_or_404(Heartbeat, pk=heartbeat_id))

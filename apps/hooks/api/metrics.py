@@ -9,19 +9,19 @@ look like a quiet series; a known series without data in the range has an
 empty list.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
-from pydantic import AwareDatetime
 
 from apps.hooks.api.auth import require
-from apps.hooks.api.problems import ERRORS, ApiError, Problem, bad_request, utc
+from apps.hooks.api.inputs import Moment
+from apps.hooks.api.problems import ERRORS, ApiError, Problem, bad_request
 from apps.metrics import services
-from apps.metrics.models import Series
+from apps.metrics.models import SERIES_NAME_MAX_LENGTH, Series
 from apps.metrics.queries import series_range
 
 router = Router(tags=["metrics"])
@@ -47,9 +47,11 @@ class SeriesQuery(Schema):
 
 
 class SeriesRangeQuery(Schema):
-    name: list[str] = Field(..., min_length=1, max_length=MAX_NAMES, description="A series name; repeat for more.")
-    start: AwareDatetime = Field(description="ISO 8601 with a time zone (or Unix seconds); included.")
-    end: AwareDatetime = Field(description="ISO 8601 with a time zone (or Unix seconds); excluded.")
+    name: list[Annotated[str, Field(min_length=1, max_length=SERIES_NAME_MAX_LENGTH)]] = Field(
+        ..., min_length=1, max_length=MAX_NAMES, description="A series name; repeat for more."
+    )
+    start: Moment = Field(description="ISO 8601 with a time zone; included.")
+    end: Moment = Field(description="After start, at most the longest metrics retention later; excluded.")
 
 
 class SeriesRangeOut(Schema):
@@ -75,7 +77,7 @@ def series_list(request: HttpRequest, query: Query[SeriesQuery]) -> dict[str, An
 )
 def series_points(request: HttpRequest, query: Query[SeriesRangeQuery]) -> dict[str, Any]:
     require(request, PERMISSION)
-    start, end = utc("start", query.start), utc("end", query.end)
+    start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
     if end <= start:
         raise bad_request("end", "end must be after start")
     longest = max_span()

@@ -4,7 +4,8 @@ ninja's default parser takes any JSON Python accepts (NaN, Infinity, any depth)
 and passes on strings with NUL characters, which PostgreSQL refuses in text and
 jsonb columns alike (a DataError, so a 500 where a 400 is due). Here a body is
 read by the hooks' strict parse_json (UTF-8, no NaN, bounded depth and size),
-and a NUL in any query or form value or any JSON string is a 400 naming its field.
+and a NUL in any query or form value or any JSON string is a 400 naming its field,
+as is a body that is not a JSON object.
 """
 
 from http import HTTPStatus
@@ -32,6 +33,10 @@ class ApiParser(Parser):
         field = _nul_in(value, "")
         if field is not None:
             raise bad_request(field or "body", f"{field or 'body'} {NUL_MESSAGE}")
+        if value is not None and not isinstance(value, dict):
+            # Every operation's body is an object (null where it is optional); ninja would read a list or a number
+            # as an object whose fields are all missing, and take it where they all have defaults.
+            raise bad_request("body", "the body must be a JSON object")
         return value
 
     def parse_querydict(self, data: MultiValueDict, list_fields: list[str], request: HttpRequest) -> dict[str, Any]:

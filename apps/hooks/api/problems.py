@@ -13,7 +13,6 @@ ninja and Django would answer in plain text or HTML.
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -50,7 +49,8 @@ class Problem(Schema):
     errors: list[FieldError] = []
 
 
-# The error answers an endpoint declares (as `response={200: Out, **ERRORS}`), so that the schema lists them.
+# What every operation may answer besides its own statuses: declare `response={200: Out, **ERRORS}`, so that the
+# schema lists them (add 404 for a path with an id, 409 and 413 where the operation can answer them).
 ERRORS: dict[int, type[Schema]] = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
 ONE_ERRORS = {**ERRORS, 404: Problem}  # an endpoint of one object, by id
 
@@ -69,11 +69,6 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status, self.detail = int(status), detail
         self.errors, self.headers = errors or [], headers or {}
-
-
-# What every operation may answer besides its own statuses: declare `response={200: Out, **ERRORS}`
-# (add 404 for a path with an id, 409/413/415... where the operation can answer them).
-ERRORS = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
 
 
 class ProblemAPI(NinjaAPI):
@@ -131,14 +126,6 @@ def _is_problem(media: dict[str, Any]) -> bool:
 
 def bad_request(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, message, errors=[{"field": field, "message": message}])
-
-
-def utc(field: str, moment: datetime) -> datetime:
-    """An aware datetime from the caller, in UTC; 400 naming the field when UTC cannot hold it (year 1 at +01:00)."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise bad_request(field, "the time is out of range") from None
 
 
 def conflict(message: str) -> ApiError:

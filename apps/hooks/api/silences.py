@@ -15,7 +15,7 @@ change or end one, delete_silence to delete.
 
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -24,6 +24,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from apps.alerts import services, silences
 from apps.alerts.forms import SilenceForm
+from apps.alerts.matchers import LABEL_NAME
 from apps.alerts.models import Silence
 from apps.hooks.api.auth import require
 from apps.hooks.api.inputs import Moment
@@ -35,6 +36,12 @@ MATCHERS_HELP = (
     "All must match: name=value, name!=value, name=~regex or name!~regex (a regex matches the whole value); "
     "a name is source, key, severity or a label."
 )
+# What JSON Schema can say of a matcher: its name and operator (whether a regex compiles, the form says).
+Matchers = Annotated[
+    list[Annotated[str, Field(pattern=rf"^\s*{LABEL_NAME.pattern}\s*(=~|!~|!=|=)")]],
+    Field(min_length=1, description=MATCHERS_HELP),
+]
+Comment = Annotated[str, Field(min_length=1, pattern=r"\S", description="Why (shown with the silence).")]
 
 
 class SilenceOut(Schema):
@@ -51,23 +58,26 @@ class SilenceOut(Schema):
 
 
 class SilenceIn(Schema):
-    matchers: list[str] = Field(description=MATCHERS_HELP)
+    matchers: Matchers
     starts_at: Moment | None = Field(None, description="Default: now.")
-    ends_at: Moment
+    ends_at: Moment = Field(description="After starts_at; a repeating window is shorter than its period.")
     repeat: Silence.Repeat = Silence.Repeat.NONE
-    repeat_until: Moment | None = Field(None, description="A repeating silence's last window starts before.")
-    comment: str = Field(description="Why (shown with the silence).")
+    repeat_until: Moment | None = Field(
+        None, description="A repeating silence's last window starts before (after starts_at; only with a repeat)."
+    )
+    comment: Comment
 
 
 class SilencePatch(Schema):
-    """The fields to change; the others keep their values."""
+    """The fields to change; the others keep their values (and the result follows SilenceIn's rules)."""
 
-    matchers: list[str] | None = Field(None, description=MATCHERS_HELP)
-    starts_at: Moment | None = None
-    ends_at: Moment | None = None
-    repeat: Silence.Repeat | None = None
+    # None here only means "not sent": an explicit null is refused where the field cannot be empty.
+    matchers: Matchers = None
+    starts_at: Moment = None
+    ends_at: Moment = None
+    repeat: Silence.Repeat = None
     repeat_until: Moment | None = None
-    comment: str | None = None
+    comment: Comment = None
 
 
 class SilenceFilters(PageQuery):
@@ -109,7 +119,7 @@ def list_silences(request: HttpRequest, filters: Query[SilenceFilters]) -> dict[
     return page(rows, filters, row=lambda silence: _out(silence, now))
 
 
-@router.post("/", response={201: SilenceOut, **ERRORS}, summary="Create a silence")
+@router.post("/", response={201: SilenceOut, **ERRORS, 413: Problem}, summary="Create a silence")
 def create_silence(request: HttpRequest, payload: SilenceIn) -> Status:
     require(request, "alerts.add_silence")
     data = payload.model_dump()
@@ -123,7 +133,7 @@ def get_silence(request: HttpRequest, silence_id: int) -> dict[str, Any]:
     return _out(_one(silence_id), timezone.now())
 
 
-@router.patch("/{int:silence_id}/", response={200: SilenceOut, **ONE_ERRORS}, summary="Change a silence")
+@router.patch("/{int:silence_id}/", response={200: SilenceOut, **ONE_ERRORS, 413: Problem}, summary="Change a silence")
 def change_silence(request: HttpRequest, silence_id: int, payload: SilencePatch) -> dict[str, Any]:
     require(request, "alerts.change_silence")
     silence = _one(silence_id)
