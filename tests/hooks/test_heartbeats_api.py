@@ -41,7 +41,7 @@ def test_a_heartbeat_shows_its_last_ping_status_and_deadline(read_client):
     heartbeat = make_heartbeat(period_seconds=600, grace_seconds=60)
     ping = send(heartbeat)
 
-    body = read_client.get(f"{BASE}{heartbeat.pk}").json()
+    body = read_client.get(f"{BASE}{heartbeat.pk}/").json()
 
     assert body["status"] == "up"
     # To the microsecond, as stored: a script can pass a time it read back as a filter, exactly.
@@ -75,7 +75,7 @@ def test_a_taken_name_is_a_409_on_create_and_on_rename(write_client):
     other = make_heartbeat(name="other")
 
     created = write_client.post(BASE, {"name": "job", "period_seconds": 60}, content_type="application/json")
-    renamed = write_client.patch(f"{BASE}{other.pk}", {"name": "job"}, content_type="application/json")
+    renamed = write_client.patch(f"{BASE}{other.pk}/", {"name": "job"}, content_type="application/json")
 
     for response in (created, renamed):
         assert response.status_code == HTTPStatus.CONFLICT
@@ -98,7 +98,7 @@ def test_patch_changes_only_the_fields_sent_and_moves_the_deadline(write_client)
     ping = send(heartbeat)
 
     response = write_client.patch(
-        f"{BASE}{heartbeat.pk}", {"period_seconds": None, "cron": "*/5 * * * *"}, content_type="application/json"
+        f"{BASE}{heartbeat.pk}/", {"period_seconds": None, "cron": "*/5 * * * *"}, content_type="application/json"
     )
 
     assert response.status_code == HTTPStatus.OK
@@ -114,7 +114,7 @@ def heartbeat_window(heartbeat: Heartbeat) -> timedelta:
 def test_patch_refuses_a_cron_next_to_a_period_naming_both(write_client):
     heartbeat = make_heartbeat(period_seconds=3600)
 
-    response = write_client.patch(f"{BASE}{heartbeat.pk}", {"cron": "0 3 * * *"}, content_type="application/json")
+    response = write_client.patch(f"{BASE}{heartbeat.pk}/", {"cron": "0 3 * * *"}, content_type="application/json")
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert problem_fields(response) == {"cron", "period_seconds"}
@@ -123,7 +123,7 @@ def test_patch_refuses_a_cron_next_to_a_period_naming_both(write_client):
 def test_patch_refuses_null_for_a_field_that_cannot_be_empty(write_client):
     heartbeat = make_heartbeat()
 
-    response = write_client.patch(f"{BASE}{heartbeat.pk}", {"enabled": None}, content_type="application/json")
+    response = write_client.patch(f"{BASE}{heartbeat.pk}/", {"enabled": None}, content_type="application/json")
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert problem_fields(response) == {"enabled"}
@@ -134,7 +134,7 @@ def test_deleting_answers_204_and_resolves_the_open_alert(write_client):
     heartbeat = make_heartbeat()
     send(heartbeat, "fail")
 
-    response = write_client.delete(f"{BASE}{heartbeat.pk}")
+    response = write_client.delete(f"{BASE}{heartbeat.pk}/")
 
     assert response.status_code == HTTPStatus.NO_CONTENT
     assert not Heartbeat.objects.exists()
@@ -154,8 +154,8 @@ def test_an_unknown_heartbeat_is_404(write_client, method, payload, heartbeat_id
     ("method", "path", "payload"),
     [
         ("post", "", {"name": "job", "period_seconds": 60}),
-        ("patch", "{id}", {"grace_seconds": 60}),
-        ("delete", "{id}", None),
+        ("patch", "{id}/", {"grace_seconds": 60}),
+        ("delete", "{id}/", None),
     ],
 )
 def test_a_read_token_cannot_write(read_client, method, path, payload):
@@ -177,7 +177,7 @@ def test_a_token_acts_with_its_users_permissions(staff_user, make_token):
     refused = client.get(BASE)
     staff_user.user_permissions.add(Permission.objects.get(codename="view_heartbeat"))
     listed = client.get(BASE)
-    changed = client.patch(f"{BASE}{heartbeat.pk}", {"grace_seconds": 1}, content_type="application/json")
+    changed = client.patch(f"{BASE}{heartbeat.pk}/", {"grace_seconds": 1}, content_type="application/json")
 
     assert refused.status_code == HTTPStatus.FORBIDDEN and "hooks.view_heartbeat" in refused.json()["detail"]
     assert listed.status_code == HTTPStatus.OK

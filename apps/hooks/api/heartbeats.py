@@ -140,14 +140,14 @@ def create_heartbeat(request: HttpRequest, payload: HeartbeatIn) -> Status:
     return Status(HTTPStatus.CREATED, _out(request, heartbeat))
 
 
-@router.get("/{heartbeat_id}", response={200: HeartbeatOut, **ONE_ERRORS}, summary="One heartbeat")
+@router.get("/{heartbeat_id}/", response={200: HeartbeatOut, **ONE_ERRORS}, summary="One heartbeat")
 def get_heartbeat(request: HttpRequest, heartbeat_id: int) -> dict[str, Any]:
     require(request, "hooks.view_heartbeat")
     return _out(request, get_object_or_404(Heartbeat, pk=heartbeat_id))
 
 
 @router.patch(
-    "/{heartbeat_id}",
+    "/{heartbeat_id}/",
     response={200: HeartbeatOut, **ONE_ERRORS, 409: Problem, 413: Problem},
     summary="Change a heartbeat",
     description="409 when another heartbeat has the new name.",
@@ -162,7 +162,7 @@ def change_heartbeat(request: HttpRequest, heartbeat_id: int, payload: Heartbeat
     return _out(request, heartbeat)
 
 
-@router.delete("/{heartbeat_id}", response={204: None, **ONE_ERRORS}, summary="Delete a heartbeat and its pings")
+@router.delete("/{heartbeat_id}/", response={204: None, **ONE_ERRORS}, summary="Delete a heartbeat and its pings")
 def delete_heartbeat(request: HttpRequest, heartbeat_id: int) -> Status:
     require(request, "hooks.delete_heartbeat")
     heartbeats.heartbeat_delete(get_object_or_404(Heartbeat, pk=heartbeat_id))
