@@ -144,7 +144,7 @@ def test_deleting_answers_204_and_resolves_the_open_alert(write_client):
 @pytest.mark.parametrize(("method", "payload"), [("get", None), ("patch", {"grace_seconds": 60}), ("delete", None)])
 @pytest.mark.parametrize("heartbeat_id", ["999999", "99999999999999999999999"])
 def test_an_unknown_heartbeat_is_404(write_client, method, payload, heartbeat_id):
-    response = getattr(write_client, method)(f"{BASE}{heartbeat_id}", payload, content_type="application/json")
+    response = getattr(write_client, method)(f"{BASE}{heartbeat_id}/", payload, content_type="application/json")
 
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response["Content-Type"] == "application/problem+json"
