@@ -26,6 +26,7 @@ def login(base: str, username: str, password: str) -> httpx.Client:
     response = session.post(
         "/admin/login/?next=/admin/",
         data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Origin": base},  # as a browser sends it: CSRF checks it against the Host the portal got
     )
     assert response.status_code == 302, response.text[:500]
     assert response.headers["location"] == "/admin/"
