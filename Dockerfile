@@ -1,5 +1,7 @@
-# opsportal: the web process (runportal --no-worker); the same image runs the
-# Celery worker and beat (see docker-compose.yml).
+# opsportal: one image for every process of the production layout (docker-compose.yml
+# gives each its command): gunicorn -c opsportal/gunicorn.conf.py for HTTP, runportal
+# --no-worker for the WebSockets under /ws/ (it also applies the migrations), the Celery
+# worker and beat. The default command, runportal --no-worker, serves HTTP and WebSockets in one process.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

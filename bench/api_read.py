@@ -15,8 +15,9 @@ Servers, both started at once and measured in turns:
 
 - uvicorn: `manage.py runportal --no-worker`, as it serves (one process, uvloop,
   httptools, the whole Django chain in one thread);
-- gunicorn: `gunicorn opsportal.wsgi` with --workers gthread workers of --threads
-  threads each (defaults: 2 x 4 on this 2-core machine; see GUNICORN below).
+- gunicorn: `gunicorn -c opsportal/gunicorn.conf.py` (as production runs it) with
+  --workers gthread workers of --threads threads each (defaults: 2 x 4 on this 2-core
+  machine; see GUNICORN below).
 
 Cases, for each server:
 
@@ -137,10 +138,10 @@ def cpu_seconds(process: Process) -> float:
 
 def start_servers(env: dict[str, str], root: Path, workers: int, threads: int) -> dict[str, tuple[Process, int]]:
     ports = {"uvicorn": free_port(), "gunicorn": free_port()}
-    gunicorn = [sys.executable, "-m", "gunicorn", "opsportal.wsgi:application",
+    # The production configuration, with this run's address, workers and threads.
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "opsportal/gunicorn.conf.py",
                 "--bind", f"127.0.0.1:{ports['gunicorn']}", "--workers", str(workers), "--threads", str(threads),
-                "--worker-class", "gthread" if threads > 1 else "sync", "--keep-alive", "5",
-                "--no-control-socket"]  # fmt: skip
+                "--worker-class", "gthread" if threads > 1 else "sync"]  # fmt: skip
     commands = {"uvicorn": runportal(ports["uvicorn"], "--no-worker"), "gunicorn": gunicorn}
     servers = {}
     for name, command in commands.items():

@@ -26,6 +26,7 @@ def login(base: str, username: str, password: str) -> httpx.Client:
     response = session.post(
         "/admin/login/?next=/admin/",
         data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Origin": base},  # as a browser sends it: CSRF checks it against the Host the portal got
     )
     assert response.status_code == 302, response.text[:500]
     assert response.headers["location"] == "/admin/"
@@ -61,6 +62,10 @@ def test_embedded_runportal_serves_authenticates_runs_tasks_and_stops_cleanly(tm
     try:
         assert portal.wait_for_http(f"{base}/admin/login/").status_code == 200
         assert_websocket_is_staff_only(base, login(base, "admin", PASSWORD))
+        # No TRUSTED_PROXIES: a client on loopback claiming another address is still 127.0.0.1, which
+        # METRICS_ALLOWED_IPS lets in (uvicorn's own proxy handling believed such claims from loopback).
+        claimed = httpx.get(f"{base}/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert claimed.status_code == 200, claimed.text
         for asset in ("/static/admin/css/base.css", "/static/opsportal/admin.css"):
             assert httpx.get(base + asset).status_code == 200, "static files are served without a CDN"
 

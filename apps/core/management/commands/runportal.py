@@ -79,6 +79,9 @@ class Command(BaseCommand):
                 # socket would cost more CPU than the whole fan-out (they are serialised once).
                 ws_per_message_deflate=False,
                 lifespan="off",
+                # Only the portal judges X-Forwarded-For and -Proto, by TRUSTED_PROXIES (apps.core.middleware):
+                # uvicorn would otherwise believe them from 127.0.0.1, whatever TRUSTED_PROXIES says.
+                proxy_headers=False,
                 log_config=None,  # logging is Django's LOGGING
                 access_log=False,  # django-structlog logs every request with its context
                 server_header=False,
