@@ -52,9 +52,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/api_read.py`
 
 import httpx
-import psutil
 
-from bench.common import POSTGRES_URL, REDIS_URL, case_figures, figures, load_parser, print_cases, progress, runportal
+from bench.common import (
+    POSTGRES_URL,
+    REDIS_URL,
+    case_figures,
+    cpu_seconds,
+    figures,
+    gunicorn,
+    load_parser,
+    print_cases,
+    progress,
+    runportal,
+)
 from bench.load import hammer, request_bytes
 from tests.faults.harness import portal
 from tests.services import Process, free_port
@@ -127,22 +137,12 @@ def python_load(port: int, path: str, headers: dict[str, str], clients: int, sec
     return Run(load.requests, load.seconds, load.errors, {"p50": latency["median"], **latency}, load.client_cpu)
 
 
-def cpu_seconds(process: Process) -> float:
-    total = 0.0
-    root = psutil.Process(process.popen.pid)
-    for each in [root, *root.children(recursive=True)]:
-        times = each.cpu_times()
-        total += times.user + times.system
-    return total
-
-
 def start_servers(env: dict[str, str], root: Path, workers: int, threads: int) -> dict[str, tuple[Process, int]]:
     ports = {"uvicorn": free_port(), "gunicorn": free_port()}
-    # The production configuration, with this run's address, workers and threads.
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "opsportal/gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{ports['gunicorn']}", "--workers", str(workers), "--threads", str(threads),
-                "--worker-class", "gthread" if threads > 1 else "sync"]  # fmt: skip
-    commands = {"uvicorn": runportal(ports["uvicorn"], "--no-worker"), "gunicorn": gunicorn}
+    commands = {
+        "uvicorn": runportal(ports["uvicorn"], "--no-worker"),
+        "gunicorn": gunicorn(ports["gunicorn"], workers, threads),
+    }
     servers = {}
     for name, command in commands.items():
         server_env = {**env, "LOG_FILE": str(root / f"{name}.log")}

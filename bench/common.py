@@ -118,10 +118,17 @@ def count_by_count(text: str) -> tuple[int, int]:
     return int(first), int(second)
 
 
+def gunicorn(port: int, workers: int = 2, threads: int = 4) -> list[str]:
+    """gunicorn with the production configuration (opsportal/gunicorn.conf.py), this run's address and size."""
+    return [sys.executable, "-m", "gunicorn", "-c", "opsportal/gunicorn.conf.py",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+            "--worker-class", "gthread" if threads > 1 else "sync"]  # fmt: skip
+
+
 def cpu_seconds(process: Process) -> float:
-    """The CPU time (user + system) a server process has used so far."""
-    times = psutil.Process(process.popen.pid).cpu_times()
-    return times.user + times.system
+    """The CPU time (user + system) a server process and its children (gunicorn's workers) have used so far."""
+    root = psutil.Process(process.popen.pid)
+    return sum(sum(each.cpu_times()[:2]) for each in [root, *root.children(recursive=True)])
 
 
 def progress(message: str) -> None:

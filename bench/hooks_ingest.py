@@ -1,7 +1,9 @@
 """Inbound hooks under load: signed events (verified, stored, alert fired) and heartbeat pings.
 
-One `manage.py runportal --no-worker` (uvicorn, bench.settings_full: the portal's
-settings and middleware plus bench.urls) in production mode: a scratch PostgreSQL
+One server (bench.settings_full: the portal's settings and middleware plus bench.urls):
+gunicorn with the production configuration (opsportal/gunicorn.conf.py, 2 gthread
+workers x 4 threads), as README's production layout serves /hooks/, or with
+--server uvicorn `manage.py runportal --no-worker`; in production mode: a scratch PostgreSQL
 database with its connection pool, Redis (database 12) for the cache and the
 channel layer, JSON request logs to a file. No Celery worker: an alert's
 notifications would be its work, and no channel is configured, so there are none.
@@ -48,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python bench/hooks_ingest.py`
 
 from apps.core import standard_webhooks  # plain hmac/base64: no Django in this process
-from bench.common import POSTGRES_URL, REDIS_URL, cpu_seconds, figures, machine, progress, runportal
+from bench.common import POSTGRES_URL, REDIS_URL, cpu_seconds, figures, gunicorn, machine, progress, runportal
 from bench.load import Load, hammer, pace, request_bytes
 from tests.faults.harness import Portal, portal
 from tests.services import Process, free_port
@@ -149,7 +151,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             "LOG_CONSOLE": "false",
             "LOG_FILE": str(root / "portal.log"),
         }
-        server = Process(runportal(port, "--no-worker"), env=env, log=root / "runportal.out")
+        command = gunicorn(port) if args.server == "gunicorn" else runportal(port, "--no-worker")
+        server = Process(command, env=env, log=root / f"{args.server}.out")
         try:
             server.wait_for_http(f"http://127.0.0.1:{port}/healthz")
             host = f"127.0.0.1:{port}"
@@ -277,8 +280,8 @@ def print_table(result: dict, args: argparse.Namespace) -> None:
     )
     print(f"machine: {result['machine']}")
     print(
-        f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per case; update case: {args.open_alerts} open "
-        f"alerts; {result['heartbeats']} heartbeats"
+        f"{args.server}; {args.clients} clients, {args.rounds} x {args.seconds:g} s per case; "
+        f"update case: {args.open_alerts} open alerts; {result['heartbeats']} heartbeats"
     )
     columns = ("req/s", "median", "p90", "p99", "max")
     header = " ".join(f"{name:>8}" for name in columns)
@@ -324,6 +327,12 @@ def main() -> None:
     parser.add_argument("--heartbeats", type=int, default=200, help="heartbeats pinged in turn (default 200)")
     parser.add_argument("--per-minute", type=int, default=2000, help="paced heartbeat pings a minute (default 2000)")
     parser.add_argument("--heartbeat-seconds", type=float, default=120, help="the paced run's length (default 120)")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "uvicorn"),
+        default="gunicorn",
+        help="gunicorn (default) or runportal's uvicorn",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
     if min(args.clients, args.rounds, args.open_alerts, args.heartbeats, args.per_minute) < 1:
@@ -338,6 +347,7 @@ def main() -> None:
         settings = {
             name: getattr(args, name)
             for name in (
+                "server",
                 "clients",
                 "seconds",
                 "rounds",
