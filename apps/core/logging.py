@@ -10,6 +10,7 @@ import logging.handlers
 from typing import Any
 
 import structlog
+from django.http import HttpRequest
 
 from apps.core.redaction import redact
 
@@ -28,6 +29,11 @@ def drop_color_message(logger: Any, method: str, event_dict: dict) -> dict:
 
 
 def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
+    # Django's request logger passes the request itself, rendered later as "<WSGIRequest: GET '/path'>": made
+    # text here, so that what the path holds (a heartbeat's ping URL) is redacted like any other text.
+    request = event_dict.get("request")
+    if isinstance(request, HttpRequest):
+        event_dict["request"] = f"{request.method} {request.get_full_path()}"
     return redact(event_dict)
 
 

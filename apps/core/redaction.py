@@ -7,16 +7,18 @@ from typing import Any
 
 REDACTED = "***"
 SENSITIVE_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|cookie|api[-_]?key|credential", re.I)
-# key=value / key: value pairs and URL credentials inside free text.
+# key=value / key: value pairs, URL credentials and capability URLs inside free text. A heartbeat's ping URL
+# (/hooks/heartbeat/<uuid>) is its only credential: request log lines keep the path without it.
 SENSITIVE_TEXT = re.compile(
     r"(?P<key>\b(?:password|passwd|secret|token|api[-_]?key|cookie)\b\s*[=:]\s*)(?P<value>[^\s,;&]+)"
     r"|(?P<auth>\bauthori[sz]ation\b\s*[=:]\s*)(?P<credential>(?:(?:bearer|basic|token)\s+)?[^\s,;&]+)"
-    r"|(?P<scheme>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<urlpass>[^\s@/]+)(?=@)",
+    r"|(?P<scheme>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<urlpass>[^\s@/]+)(?=@)"
+    r"|(?P<capability>/hooks/heartbeat/)(?P<code>[^\s/?#'\"]+)",
     re.I,
 )
 
 # A cheap test that rules out most text before the full pattern runs.
-MAYBE_SENSITIVE_TEXT = re.compile(r"pass|secret|token|api|cookie|authori|://", re.I)
+MAYBE_SENSITIVE_TEXT = re.compile(r"pass|secret|token|api|cookie|authori|://|/hooks/heartbeat/", re.I)
 
 
 @lru_cache(maxsize=4096)
@@ -41,5 +43,5 @@ def redact(value: Any, *, depth: int = 0) -> Any:
 
 
 def _mask(match: re.Match) -> str:
-    prefix = match.group("key") or match.group("auth") or match.group("scheme")
+    prefix = match.group("key") or match.group("auth") or match.group("scheme") or match.group("capability")
     return f"{prefix}{REDACTED}"

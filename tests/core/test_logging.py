@@ -39,6 +39,12 @@ def test_a_url_with_a_password_and_no_user_name_is_redacted():
     assert redact("connecting to redis://:s3cret@cache:6379/0") == "connecting to redis://:***@cache:6379/0"
 
 
+def test_a_heartbeat_ping_url_keeps_its_path_without_its_uuid():
+    line = "GET /hooks/heartbeat/0b8e2f4c-7d1a-4e3b-9c5d-2a6f8e1b3c7d/start?rid=1 from http://ops/hooks/heartbeat/abc"
+
+    assert redact(line) == "GET /hooks/heartbeat/***/start?rid=1 from http://ops/hooks/heartbeat/***"
+
+
 def test_long_messages_are_truncated_with_a_marker():
     event = Truncate(100)(None, "info", {"event": "x" * 250, "short": "ok"})
 

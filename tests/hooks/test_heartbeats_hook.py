@@ -1,5 +1,6 @@
 """/hooks/heartbeat/<uuid>[/start|/fail]: what a cron job's curl sees, and what it leaves behind."""
 
+import json
 import uuid
 from http import HTTPStatus
 
@@ -114,3 +115,13 @@ def test_a_ping_needs_no_session_and_no_csrf_token(heartbeat):
     response = Client(enforce_csrf_checks=True).post(url(heartbeat), b"done", content_type="text/plain")
 
     assert response.status_code == HTTPStatus.OK
+
+
+def test_log_lines_name_the_ping_path_without_its_uuid(client, heartbeat, log_lines):
+    client.get(f"/hooks/heartbeat/{heartbeat.uuid}/start")
+    client.put(f"/hooks/heartbeat/{heartbeat.uuid}")  # refused (405): logged by Django and by the hook too
+
+    lines = [line for line in log_lines() if "/hooks/heartbeat/" in str(line)]
+
+    assert {line["event"] for line in lines} >= {"request_finished", "hook_rejected"}
+    assert [line for line in log_lines() if str(heartbeat.uuid) in json.dumps(line)] == []

@@ -1,9 +1,10 @@
 """/hooks/heartbeat/<uuid> (and /start, /fail): a job's ping, by GET, HEAD or POST, with no other credential.
 
 The uuid is the secret, as in healthchecks: whoever knows the URL may ping it,
-so it is shown only to people who may view the heartbeat (it appears in request
-logs, as in any web server's access log). The answer is a fast 200 "OK"; an
-unknown uuid is 404.
+so it is shown only to people who may view the heartbeat, and the portal's log
+lines keep the path without it (apps/core/redaction.py; a reverse proxy's own
+access log is the operator's to trim). The answer is a fast 200 "OK"; an unknown
+uuid is 404.
 """
 
 import uuid
