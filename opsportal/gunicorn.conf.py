@@ -3,13 +3,18 @@
 gunicorn serves everything but WebSockets; `manage.py runportal --no-worker` serves /ws/,
 and a reverse proxy (deploy/nginx.conf.template) sends each request to the right one.
 gunicorn reads this file, not Django, so its knobs are environment variables of its own
-(GUNICORN_*), not settings; GUNICORN_CMD_ARGS overrides anything here.
+(GUNICORN_*), not settings; GUNICORN_CMD_ARGS overrides anything here. It also puts
+prometheus_client in multiprocess mode, so that /metrics answers for every worker at once.
 """
 
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.http.message import Request
 from gunicorn.http.wsgi import Response
 from gunicorn.workers.base import Worker
@@ -40,6 +45,44 @@ forwarded_allow_ips = ""
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # No control socket: its default path is one per user, shared by every gunicorn the user starts.
 control_socket_disable = True
+
+# /metrics across the workers (apps.core.prometheus): in prometheus_client's multiprocess mode each worker
+# keeps django-prometheus's counters and histograms in files of its own under PROMETHEUS_MULTIPROC_DIR, and
+# a scrape sums every worker's files, whichever worker answers it. prometheus_client reads the variable once,
+# when first imported: this file runs in the master before any worker forks and before the portal is
+# imported (by the workers; by the master after this file with --preload), so the variable set here reaches
+# all of them. Nothing in this file imports prometheus_client before that. An operator's directory is
+# honoured; else the master makes its own, private (mkdtemp: mode 0700) and on tmpfs like the heartbeats,
+# and removes it on exit. (A HUP reload runs this file again and finds the variable set: that directory
+# then outlives the master.)
+MADE_METRICS_DIR = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    MADE_METRICS_DIR = tempfile.mkdtemp(prefix="opsportal-prometheus-", dir=worker_tmp_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = MADE_METRICS_DIR
+
+
+def on_starting(server: Arbiter) -> None:
+    """A new server counts from zero: the metrics directory is emptied (an operator's may hold a previous
+    run's files) before the first worker forks. Not on a HUP reload: its new workers add to the same sums."""
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    """A worker gone (stopped, crashed, killed and replaced): prometheus_client drops its live gauges. Its
+    counters' and histograms' files stay in the sums, or the server's totals would go backwards (so each
+    replaced worker leaves two small files that every scrape reads, until the server restarts)."""
+    from prometheus_client import multiprocess  # here: imported only once the variable is set (see above)
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Arbiter) -> None:
+    """The master's own metrics directory goes with it; an operator's stays (emptied at the next start)."""
+    if MADE_METRICS_DIR:
+        shutil.rmtree(MADE_METRICS_DIR, ignore_errors=True)
 
 
 def post_worker_init(worker: Worker) -> None:

@@ -5,16 +5,24 @@ the hook the apps fill: a Family is a name, a help text and a function that
 reads its samples from the database at scrape time. A family whose read fails
 (the database is down, a table is missing) is left out of that scrape and
 logged; the endpoint still answers with everything else.
+
+Under gunicorn, prometheus_client runs in multiprocess mode (opsportal/gunicorn.conf.py):
+/metrics then serves the sum of every worker's files instead of the default registry.
+django-prometheus keeps only counters and histograms there (its migration gauges are off,
+PROMETHEUS_EXPORT_MIGRATIONS); a Gauge added to the portal would need a multiprocess_mode
+(livesum, max...) to say how the workers' values combine.
 """
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import structlog
 from django.db import transaction
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = structlog.get_logger(__name__)
 
@@ -65,12 +73,31 @@ class FamilyCollector:
                 logger.exception("prometheus_family_failed", family=family.name)
 
 
-_registered: set[str] = set()
+_collectors: list[FamilyCollector] = []
 
 
 def register(*families: Family) -> None:
     """Serve these families on /metrics from now on; registering a name twice is a no-op (ready() may rerun)."""
-    new = [family for family in families if family.name not in _registered]
+    registered = {family.name for collector in _collectors for family in collector.families}
+    new = [family for family in families if family.name not in registered]
     if new:
-        REGISTRY.register(FamilyCollector(new))
-        _registered.update(family.name for family in new)
+        collector = FamilyCollector(new)
+        REGISTRY.register(collector)
+        _collectors.append(collector)
+
+
+def exposition() -> CollectorRegistry:
+    """What /metrics serves: the default registry, unless prometheus_client runs in multiprocess mode.
+
+    In that mode (PROMETHEUS_MULTIPROC_DIR, prometheus_client's own variable, read when it was first
+    imported: gunicorn.conf.py sets it for the workers) each worker counts into files of its own: the
+    answer is the sum of every worker's files plus the portal's families, whichever worker reads them.
+    The default registry's process_* and python_* families would be that one worker's: left out.
+    """
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    for collector in _collectors:
+        registry.register(collector)
+    return registry

@@ -3,8 +3,9 @@ from http import HTTPStatus
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from apps.core import prometheus
 from apps.core.proxies import is_trusted
 from apps.core.tokens import bearer_matches
 
@@ -21,4 +22,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return ExportToDjangoView(request)
+    return HttpResponse(generate_latest(prometheus.exposition()), content_type=CONTENT_TYPE_LATEST)

@@ -4,6 +4,7 @@ from http import HTTPStatus
 
 import pytest
 from django.urls import clear_url_caches
+from prometheus_client.parser import text_string_to_metric_families
 
 import opsportal.urls
 
@@ -20,6 +21,18 @@ def test_an_allowed_address_may_scrape_without_a_token(client, metrics_token):
 
     assert response.status_code == HTTPStatus.OK
     assert b"django_http_requests_total_by_method_total" in response.content
+
+
+@pytest.mark.django_db
+def test_in_multiprocess_mode_the_workers_files_are_served_with_the_portals_families(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # as gunicorn.conf.py sets it; no worker wrote yet
+
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+
+    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    assert {"opsportal_alerts_firing", "opsportal_audit_events"} <= names
+    # Not this process's own registry: its counters, memory and garbage collection are one worker's.
+    assert [name for name in names if name.startswith(("django_http_", "process_", "python_"))] == []
 
 
 def test_the_token_opens_metrics_from_anywhere(client, metrics_token):
