@@ -17,7 +17,8 @@ from apps.alerts.services import alert_fire
 from apps.audit.models import AuditEvent
 from apps.core.prometheus import Family, FamilyCollector
 from apps.health.models import CheckState
-from apps.metrics.models import Series
+from apps.metrics.models import ProcessReport, Series
+from apps.metrics.reporting import Reporter
 from apps.metrics.rules import rules_evaluate
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +67,20 @@ def test_the_portal_state_is_exported(client, portal_state):
     assert found[("opsportal_metric_rules", (("state", "no_data"),))] == 4
     assert found[("opsportal_metric_rules", (("state", "ok"),))] == 1
     assert found[("opsportal_audit_events_total", ())] == AuditEvent.objects.count() >= 1
+
+
+def test_each_live_process_exports_its_resident_memory(client, settings):
+    settings.MONITORING_INTERVAL_SECONDS = 5
+    live, other = Reporter(role="web", pid=101), Reporter(role="worker", pid=202)
+    live.report()
+    other.report()
+    ProcessReport.objects.filter(pid=202).update(at=timezone.now() - timedelta(seconds=16))  # silent for 3 intervals
+    rss = ProcessReport.objects.get(pid=101).payload["process"]["rss.bytes"]
+
+    memory = {labels: value for (name, labels), value in samples(scrape(client)).items() if "resident" in name}
+
+    assert memory == {(("pid", "101"), ("role", "web")): rss}
+    assert rss > 10 * 1024 * 1024
 
 
 def test_audit_events_count_every_recorded_event(client, superuser):
