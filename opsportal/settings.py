@@ -195,8 +195,7 @@ else:
         options["pool"] = {
             "min_size": DB_POOL_MIN_CONNECTIONS,
             "max_size": DB_POOL_MAX_CONNECTIONS,
-            # Seconds a writer waits for the lock. SQLite's busy handler is not fair,
-            # so under many writers one can wait far longer than the average.
+            # Seconds a request waits for a free connection of the pool before it fails.
             "timeout": max(DB_CONNECTION_TIMEOUT, 30),
         }
     DATABASES["default"].update(
