@@ -11,7 +11,7 @@ from http import HTTPStatus
 import pytest
 import time_machine
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -131,3 +131,28 @@ def test_past_the_rate_limit_a_token_gets_429_with_retry_after_and_another_token
     assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert refused["Content-Type"] == "application/problem+json"
     assert 1 <= int(refused["Retry-After"]) <= 60
+
+
+# A Redis that refuses connections at once (nothing listens on port 1).
+REDIS_DOWN = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+
+def test_with_redis_down_the_api_answers_unlimited_and_looks_tokens_up(superuser, make_token, settings, log_lines):
+    settings.API_TOKEN_CACHE_SECONDS = 60
+    tokens._recent.clear()
+    token = make_token(superuser)
+    caller = Client(headers={"authorization": f"Bearer {token}"})
+
+    with override_settings(CACHES=REDIS_DOWN):
+        answers = [caller.get("/api/v1/alerts/").status_code for _ in range(2)]
+        assert token_statements(lambda: tokens.token_authenticate(token, ip="127.0.0.1")) == ["SELECT"]  # no reuse
+
+    assert answers == [HTTPStatus.OK, HTTPStatus.OK]
+    events = {line["event"] for line in log_lines()}
+    assert {"api_rate_limit_unavailable", "api_token_epoch_unreadable"} <= events
