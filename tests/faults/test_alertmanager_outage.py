@@ -1,4 +1,5 @@
-"""The Alertmanager hook while PostgreSQL is unreachable: 503, Alertmanager retries, the alert arrives once it is back.
+"""The Alertmanager hook while PostgreSQL is unreachable: 503, Alertmanager retries, the alert arrives once it is back;
+the API answers 503 too.
 
 A real `manage.py runportal` reaches its scratch PostgreSQL database through a
 loopback forwarder (tests/faults/forwarder.py) that the test takes down; the real
@@ -9,7 +10,9 @@ import contextlib
 import json
 import os
 import uuid
+from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -26,6 +29,7 @@ from tests.hooks.alertmanager_support import (
     runportal,
 )
 from tests.metrics.test_export import samples
+from tests.services import manage, subprocess_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -34,6 +38,14 @@ def unavailable_answers(log: str) -> int:
     """How many hook requests the portal refused for want of its database (its JSON log lines)."""
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
     return sum(1 for line in lines if line.get("event") == "hook_database_unavailable")
+
+
+def api_token(folder: Path, database_url: str) -> str:
+    """A read token of the portal's admin, made by `manage.py api token create` on its database."""
+    env = subprocess_env(SECRET_KEY="a" * 60, OPSPORTAL_VAR_DIR=str(folder / "var"), DATABASE_URL=database_url)
+    made = manage("api", "token", "create", "--user", "admin", "--scope", "read", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    return json.loads(made.stdout)["token"]
 
 
 def test_with_postgresql_unreachable_the_hook_answers_503_and_the_alert_arrives_once_it_is_back(tmp_path):
@@ -55,8 +67,10 @@ def test_with_postgresql_unreachable_the_hook_answers_503_and_the_alert_arrives_
         contextlib.closing(logged_in(base)) as session,
     ):
         alertmanager = Alertmanager(tmp_path / "alertmanager", configuration([add_receiver(session, "outage")]))
+        token = api_token(tmp_path, database_url)
         try:
             forwarder.down()
+            api = httpx.get(f"{base}/api/v1/alerts/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
             alertmanager.post(firing(instance))
             log = tmp_path / "runportal.log"
             wait_until(lambda: unavailable_answers(log.read_text()) >= 2, 30, "Alertmanager's retry after a 503")
@@ -69,6 +83,8 @@ def test_with_postgresql_unreachable_the_hook_answers_503_and_the_alert_arrives_
         with psycopg.connect(database_url) as db:  # directly, not through the forwarder
             deliveries = db.execute("SELECT fingerprint, status FROM hooks_alertmanagerdelivery").fetchall()
 
+    assert (api.status_code, api.headers["content-type"]) == (503, "application/problem+json")
+    assert api.headers["retry-after"] == "10" and "database is unavailable" in api.json()["detail"]
     assert (alert["state"], alert["fire_count"]) == ("firing", 1)
     retried = [line for line in alertmanager.log.splitlines() if "Notify attempt failed" in line]
     assert retried and all("503" in line for line in retried), alertmanager.log[-3000:]

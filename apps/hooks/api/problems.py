@@ -16,9 +16,11 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import structlog
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as ServiceError
+from django.db import InterfaceError, OperationalError
 from django.db.models import Model, QuerySet
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
@@ -29,6 +31,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.openapi.schema import OpenAPISchema
 from orjson import dumps
 
+logger = structlog.get_logger(__name__)
 CONTENT_TYPE = "application/problem+json"
 MAX_ID = 2**63 - 1  # the largest id a row can have (bigint); a larger one is no row's, not a database error
 NO_SUCH_OBJECT = "No such object."
@@ -49,9 +52,10 @@ class Problem(Schema):
     errors: list[FieldError] = []
 
 
-# What every operation may answer besides its own statuses: declare `response={200: Out, **ERRORS}`, so that the
-# schema lists them (add 404 for a path with an id, 409 and 413 where the operation can answer them).
-ERRORS: dict[int, type[Schema]] = {400: Problem, 401: Problem, 403: Problem, 429: Problem}
+# What every operation may answer besides its own statuses (503: the database is down): declare
+# `response={200: Out, **ERRORS}`, so that the schema lists them (add 404 for a path with an id, 409 and 413
+# where the operation can answer them).
+ERRORS: dict[int, type[Schema]] = {400: Problem, 401: Problem, 403: Problem, 429: Problem, 503: Problem}
 ONE_ERRORS = {**ERRORS, 404: Problem}  # an endpoint of one object, by id
 
 
@@ -221,6 +225,13 @@ def install(api: NinjaAPI) -> None:
         too_large = ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The request body is too large.")
         return problem_response(request, too_large)
 
+    def on_database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.error("api_database_unavailable", path=request.path, error=type(exc).__name__)
+        unavailable = ApiError(
+            HTTPStatus.SERVICE_UNAVAILABLE, "The database is unavailable; retry later.", headers={"Retry-After": "10"}
+        )
+        return problem_response(request, unavailable)
+
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         # ninja wraps what its body parser raised ("Cannot parse request body"): the parser's own words are better.
         cause = exc.__cause__
@@ -235,6 +246,8 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ObjectDoesNotExist, on_not_found)
     api.add_exception_handler(HttpError, on_http_error)
     api.add_exception_handler(RequestDataTooBig, on_too_big)
+    api.add_exception_handler(OperationalError, on_database_down)  # down, unreachable, or its connection lost
+    api.add_exception_handler(InterfaceError, on_database_down)
 
 
 # ---------------------------------------------------------------- before a view: unknown paths and methods
