@@ -94,6 +94,30 @@ def test_a_replay_answers_2xx_and_creates_nothing(client, endpoint):
     assert WebhookMessage.objects.count() == 1
 
 
+def test_a_replay_is_still_a_2xx_after_the_mapping_changed_so_that_it_no_longer_maps(client, endpoint):
+    body = body_of(OPENED)
+    headers = signed_headers(endpoint.secret, body, message_id="msg_before")
+    assert send(client, endpoint.name, body, headers).status_code == HTTPStatus.OK
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(mapping={**MAPPING, "key": "data.ref"})  # no data.ref
+
+    response = send(client, endpoint.name, body, headers)
+
+    assert (response.status_code, response.json()["duplicate"]) == (HTTPStatus.OK, True)
+    assert WebhookMessage.objects.count() == 1
+
+
+def test_the_endpoints_last_received_time_is_written_once_a_minute(client, endpoint):
+    deliver(client, endpoint, OPENED)
+    first = WebhookEndpoint.objects.get(pk=endpoint.pk).last_received_at
+    deliver(client, endpoint, CLOSED)
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).last_received_at == first
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_received_at=Now() - timedelta(seconds=61))
+    deliver(client, endpoint, OPENED)
+
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).last_received_at > first
+
+
 def test_the_same_id_at_another_endpoint_is_another_event(client, endpoint, make_endpoint):
     other = make_endpoint(name="other", mapping=MAPPING)
     deliver(client, endpoint, OPENED, message_id="msg_1")
