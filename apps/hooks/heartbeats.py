@@ -23,6 +23,7 @@ without changing its status.
 """
 
 import ipaddress
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -229,11 +230,12 @@ def deadline(heartbeat: Heartbeat) -> datetime | None:
 
 
 @transaction.atomic
-def ping(
-    heartbeat: Heartbeat, *, kind: str, method: str, ip: str | None, user_agent: str, body: bytes
-) -> HeartbeatPing:
-    """Record a ping (the first BODY_KEPT_BYTES of its body) and move the heartbeat on, on the database clock."""
-    row = Heartbeat.objects.select_for_update().get(pk=heartbeat.pk)
+def ping(key: uuid.UUID, *, kind: str, method: str, ip: str | None, user_agent: str, body: bytes) -> HeartbeatPing:
+    """Record a ping of the heartbeat whose uuid is key (the first BODY_KEPT_BYTES of its body) and move it on, on
+    the database clock. Heartbeat.DoesNotExist for an unknown uuid: the look-up is the row's lock, one statement."""
+    row = Heartbeat.objects.select_for_update().filter(uuid=key).first()
+    if row is None:
+        raise Heartbeat.DoesNotExist(f"no heartbeat {key}")
     record = HeartbeatPing.objects.create(
         heartbeat=row,
         kind=kind,

@@ -22,7 +22,7 @@ def make_heartbeat(**values: Any) -> Heartbeat:
 
 
 def send(heartbeat: Heartbeat, kind: str = HeartbeatPing.Kind.SUCCESS, body: bytes = b"") -> HeartbeatPing:
-    return heartbeats.ping(heartbeat, kind=kind, method="POST", ip="192.0.2.7", user_agent="curl/8", body=body)
+    return heartbeats.ping(heartbeat.uuid, kind=kind, method="POST", ip="192.0.2.7", user_agent="curl/8", body=body)
 
 
 def overdue(heartbeat: Heartbeat, by: timedelta = timedelta(hours=1)) -> None:

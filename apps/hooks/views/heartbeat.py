@@ -26,30 +26,22 @@ def heartbeat_ping(request: HttpRequest, code: str, kind: str) -> HttpResponse:
     if request.method not in METHODS:
         allow = {"Allow": ", ".join(METHODS)}
         raise HookRejectedError(HTTPStatus.METHOD_NOT_ALLOWED, "method", "Ping with GET, HEAD or POST.", headers=allow)
-    heartbeat = _find(code)
+    try:
+        key = uuid.UUID(code)
+    except ValueError:
+        raise _not_found() from None
     try:
         heartbeats.ping(
-            heartbeat,
+            key,
             kind=kind,
             method=request.method,
             ip=request.META.get("REMOTE_ADDR") or None,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             body=body(request),
         )
-    except Heartbeat.DoesNotExist:  # deleted meanwhile
+    except Heartbeat.DoesNotExist:
         raise _not_found() from None
     return HttpResponse("OK", content_type="text/plain; charset=utf-8")
-
-
-def _find(code: str) -> Heartbeat:
-    try:
-        key = uuid.UUID(code)
-    except ValueError:
-        raise _not_found() from None
-    heartbeat = Heartbeat.objects.filter(uuid=key).first()
-    if heartbeat is None:
-        raise _not_found()
-    return heartbeat
 
 
 def _not_found() -> HookRejectedError:
