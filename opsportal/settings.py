@@ -195,8 +195,10 @@ else:
         options["pool"] = {
             "min_size": DB_POOL_MIN_CONNECTIONS,
             "max_size": DB_POOL_MAX_CONNECTIONS,
-            # Seconds a request waits for a free connection of the pool before it fails.
-            "timeout": max(DB_CONNECTION_TIMEOUT, 30),
+            # Seconds a request waits for a connection of the pool before it fails (README: DB_CONNECTION_TIMEOUT).
+            # Short on purpose: with PostgreSQL down every request waits this long for its 503, holding a
+            # gunicorn thread that /healthz also needs.
+            "timeout": DB_CONNECTION_TIMEOUT,
         }
     DATABASES["default"].update(
         OPTIONS=options,
