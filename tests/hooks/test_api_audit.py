@@ -1,6 +1,7 @@
 """/api/v1/audit/events/: filters, detail, keyset pages in chain order (also while events are being recorded)."""
 
 import threading
+import time
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -25,8 +26,8 @@ def recorded(action: str, count: int = 1, **kwargs) -> list[int]:
     return ids
 
 
-def walk(client, **query) -> list[dict]:
-    """Every page of the list, following `next`."""
+def walk(client, between=lambda: None, **query) -> list[dict]:
+    """Every page of the list, following `next`; `between` runs after each page but the last."""
     items, cursor = [], None
     while True:
         body = client.get(URL, {**query, **({"cursor": cursor} if cursor else {})}).json()
@@ -34,6 +35,7 @@ def walk(client, **query) -> list[dict]:
         cursor = body["next"]
         if cursor is None:
             return items
+        between()
 
 
 def fields(response) -> list[str]:
@@ -233,6 +235,12 @@ class Writers:
         for thread in self.threads:
             thread.join(30)
 
+    def wait_for(self, more: int) -> None:
+        """Until `more` events have been written from now (or 10 s, which the test's count then shows)."""
+        target, deadline = self.written + more, time.monotonic() + 10
+        while self.written < target and time.monotonic() < deadline and not self.errors:
+            self.stop.wait(0.002)
+
     def _run(self, pause: float) -> None:
         try:
             while not self.stop.is_set():
@@ -251,11 +259,10 @@ class Writers:
 def test_paging_while_events_are_recorded_lists_every_existing_event_exactly_once(read_client):
     recorded("test.concurrent", 100)
     with Writers() as writers:
-        while writers.written < 20:  # the writers are well under way
-            writers.stop.wait(0.01)
+        writers.wait_for(20)  # the writers are well under way
         existing = set(AuditEvent.objects.filter(seq__isnull=False).values_list("id", flat=True))
         written_before = writers.written
-        items = walk(read_client, limit=10)
+        items = walk(read_client, between=lambda: writers.wait_for(2), limit=10)  # events land between pages
         written_during = writers.written - written_before
 
     ids = [item["id"] for item in items]
