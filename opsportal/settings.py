@@ -509,6 +509,11 @@ API_RATE_LIMIT_PER_MINUTE = config.integer("API_RATE_LIMIT_PER_MINUTE", 1200, mi
 # commit, through an epoch in the shared cache: so on by default with Redis, off without it (the embedded
 # local-memory cache is not shared with `manage.py api token revoke`).
 API_TOKEN_CACHE_SECONDS = config.integer("API_TOKEN_CACHE_SECONDS", 60 if REDIS_URL else 0, minimum=0, maximum=300)
+# Seconds a web process may send again a page of the alerts list it wrote out, while no alert changed; 0:
+# query every time. Any committed change of an alert ends the reuse in every process before its writer
+# answers, through an epoch in the shared cache; the age limit only bounds a change whose epoch never reached
+# Redis. On by default with Redis, off without it (as above).
+API_LIST_CACHE_SECONDS = config.integer("API_LIST_CACHE_SECONDS", 5 if REDIS_URL else 0, minimum=0, maximum=60)
 # Inbound hooks: bodies larger than this are refused with 413 before they are read.
 HOOKS_MAX_BODY_BYTES = config.integer("HOOKS_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 # Standard Webhooks: how far a webhook-timestamp may be from now, either way (replays are refused

@@ -48,8 +48,12 @@ def audit_seals_inline():
     """
     from django.test import override_settings
 
-    # Nor does any process start its metrics reporter thread: tests/metrics run reporters themselves.
-    with override_settings(AUDIT_SEAL_IN_BACKGROUND=False, METRICS_REPORT_IN_BACKGROUND=False):
+    # Nor does any process start its metrics reporter thread: tests/metrics run reporters themselves. Nor are
+    # pages of the alerts list reused: most tests write in a transaction that never commits, so the epoch that
+    # ends the reuse never moves (tests/hooks/test_api_reuse.py commits, and turns it on).
+    with override_settings(
+        AUDIT_SEAL_IN_BACKGROUND=False, METRICS_REPORT_IN_BACKGROUND=False, API_LIST_CACHE_SECONDS=0
+    ):
         yield
 
 

@@ -9,9 +9,9 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.alerts import checks, routing  # noqa: F401 - checks register on import
+        from apps.alerts import checks, revision, routing  # noqa: F401 - checks register on import
         from apps.alerts import prometheus as alert_families
-        from apps.alerts.models import EscalationPolicy, EscalationStep, NotificationChannel, Route, Silence
+        from apps.alerts.models import Alert, EscalationPolicy, EscalationStep, NotificationChannel, Route, Silence
         from apps.audit import registry
         from apps.core import prometheus
 
@@ -29,6 +29,13 @@ class AlertsConfig(AppConfig):
         for model in (Route, Silence):
             for signal in (post_save, post_delete):
                 signal.connect(routing.changed, sender=model, dispatch_uid=f"opsportal_alerts_{model.__name__}_stamp")
+        # Whoever reuses what it read of the alerts reads them again after any change (revision.py).
+        for name, signal, model in (
+            ("save", post_save, Alert),
+            ("delete", post_delete, Alert),
+            ("unsilence", post_delete, Silence),
+        ):
+            signal.connect(revision.EPOCH.move_on_commit, sender=model, dispatch_uid=f"opsportal_alerts_{name}_epoch")
         # Alerts firing, by severity, on /metrics.
         prometheus.register(*alert_families.FAMILIES)
 

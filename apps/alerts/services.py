@@ -19,7 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from apps.alerts import delivery, matchers, queries, render, routing, silences
+from apps.alerts import delivery, matchers, queries, render, revision, routing, silences
 from apps.alerts.models import (
     Alert,
     EscalationStep,
@@ -82,6 +82,7 @@ def alert_fire(
     with transaction.atomic(savepoint=False):
         plan = _plan(fields, routing.rules(), now)
         alert, stamp = queries.fire(_new_alert(source, key, content, plan, now), first=plan.first, until=plan.until)
+        revision.EPOCH.move_on_commit()  # the statement changed a row (or added one) without a save
         if alert is None:  # resolved, or its severity changed
             alert = _fire_again(source, key, content, fields, now)
         elif alert.fire_count == 1:  # a new alert

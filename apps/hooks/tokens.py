@@ -10,20 +10,15 @@ import secrets
 import time
 from datetime import timedelta
 
-import structlog
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
-from redis import RedisError
 
-from apps.core.cache import redis_of
+from apps.core.epochs import Epoch
 from apps.hooks.models import ApiToken, Scope
-
-logger = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "opsp_"  # noqa: S105 - the visible start of every token, not a secret
 SHOWN_RANDOM = 6  # random characters kept (and shown) after the prefix, to tell tokens apart
@@ -109,9 +104,9 @@ def token_authenticate(presented: str, *, ip: str | None) -> ApiToken | None:
 # API_TOKEN_CACHE_SECONDS while the shared epoch is unchanged.
 _recent: dict[str, tuple[float, int, ApiToken]] = {}
 RECENT_MAX = 10_000
-# In the shared cache (Redis in production): a new value whenever a token or a user changed, which makes every
-# web process look its tokens up again. Read once a request that may reuse a token (one GET).
-EPOCH_KEY = "api-tokens:epoch"
+# A new value whenever a token or a user changed, which makes every web process look its tokens up again. Read
+# once a request that may reuse a token (one GET).
+EPOCH = Epoch("api-tokens:epoch")
 
 
 def tokens_changed(**_signal: object) -> None:
@@ -119,34 +114,13 @@ def tokens_changed(**_signal: object) -> None:
 
     Also the receiver of post_save / post_delete of tokens and users (apps.py)."""
     _recent.clear()
-    transaction.on_commit(_new_epoch)
-
-
-def _new_epoch() -> None:
-    try:
-        caches["default"].set(EPOCH_KEY, secrets.randbits(62), timeout=None)
-    except (RedisError, OSError):  # the others stop reusing tokens anyway while they cannot read the epoch
-        logger.warning("api_token_epoch_not_set", exc_info=True)
-
-
-def _epoch() -> int | None:
-    """The shared epoch (0 before any change); None when the cache cannot be read, and then nothing is reused."""
-    backend = caches["default"]
-    try:
-        redis = redis_of(backend)
-        if redis is None:
-            return backend.get(EPOCH_KEY, 0)
-        value = redis.get(backend.make_and_validate_key(EPOCH_KEY))
-        return int(value) if value is not None else 0
-    except (RedisError, OSError, ValueError):
-        logger.warning("api_token_epoch_unreadable", exc_info=True)
-        return None
+    EPOCH.move_on_commit()
 
 
 def _lookup(hashed: str) -> ApiToken | None:
     """The token row with its user; a copy of this process's recent one when it may be reused."""
     keep = settings.API_TOKEN_CACHE_SECONDS
-    epoch = _epoch() if keep else None
+    epoch = EPOCH.read() if keep else None
     remembered = _recent.get(hashed) if epoch is not None else None
     if remembered is not None and remembered[1] == epoch and time.monotonic() - remembered[0] < keep:
         return _copied(remembered[2])

@@ -12,9 +12,11 @@ Embedded mode (SQLite, in-process everything) always; with DATABASE_URL and REDI
 set, also the production mode (a scratch PostgreSQL database, Redis).
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +47,7 @@ class Layout(NamedTuple):
     base: str  # the proxy
     web: Process
     ws: Process
+    env: dict[str, str]
 
 
 def nginx_or_skip() -> str:
@@ -104,7 +107,7 @@ def layout(request, var_dir, tmp_path) -> Iterator[Layout]:
         started.append(proxy)
         base = f"http://{addresses['proxy']}"
         proxy.wait_for_http(f"{base}/healthz")
-        yield Layout(base, web, ws)
+        yield Layout(base, web, ws, env)
     finally:
         assert_stops_cleanly(*reversed(started))
     for process in (web, ws):
@@ -119,6 +122,7 @@ def test_the_production_layout_serves_the_portal_through_nginx(layout):
     assert_http_goes_to_gunicorn_and_websockets_to_runportal(layout)
     assert_the_portal_judges_the_client_by_the_address_nginx_saw(layout)
     assert_an_oversized_hook_gets_the_portals_413(layout)
+    assert_every_worker_reads_an_alert_change_at_once(layout)
 
 
 def assert_http_goes_to_gunicorn_and_websockets_to_runportal(layout: Layout) -> None:
@@ -149,3 +153,22 @@ def assert_an_oversized_hook_gets_the_portals_413(layout: Layout) -> None:
                                headers={"Content-Type": "application/json"}) for _ in range(30)]  # fmt: skip
     assert [answer.status_code for answer in answers] == [413] * 30
     assert answers[0].json() == {"error": f"The body is larger than {HOOKS_MAX_BODY_BYTES} bytes."}, "the portal's"
+
+
+def assert_every_worker_reads_an_alert_change_at_once(layout: Layout) -> None:
+    """Both gunicorn workers send their kept page of the alerts list (production mode) until an acknowledgement
+    through either of them: from its answer on, every read shows it."""
+    created = subprocess.run(
+        [sys.executable, "manage.py", "api", "token", "create", "--user", "admin", "--scope", "write", "--json"],
+        env=layout.env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    bearer = {"Authorization": f"Bearer {json.loads(created.stdout)['token']}"}
+    with httpx.Client(base_url=layout.base, headers=bearer, timeout=10) as api:
+        fired = api.post("/api/v1/alerts/", json={"source": "e2e", "key": "disk-full", "severity": "critical",
+                                                   "summary": "disk full on db-1"})  # fmt: skip
+        assert fired.status_code == 201, fired.text
+        listed = [api.get("/api/v1/alerts/").json()["items"][0]["state"] for _ in range(20)]
+        acknowledged = api.post(f"/api/v1/alerts/{fired.json()['id']}/acknowledge/", json={})
+        assert acknowledged.status_code == 200, acknowledged.text
+        after = [api.get("/api/v1/alerts/").json()["items"][0]["state"] for _ in range(20)]
+    assert (listed, after) == (["firing"] * 20, ["acknowledged"] * 20)

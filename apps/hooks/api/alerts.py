@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from django.db.models import QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel
 
-from apps.alerts import services
+from apps.alerts import revision, services
 from apps.alerts.matchers import LABEL_NAME
 from apps.alerts.models import Alert, Severity, State, Transition
+from apps.hooks.api import reuse
 from apps.hooks.api.auth import require
 from apps.hooks.api.pages import Page, PageQuery, page
 from apps.hooks.api.problems import ERRORS, ONE_ERRORS, Problem, bad_request, conflict, get_or_404
@@ -138,9 +139,15 @@ def _detail(alert_id: int) -> dict[str, Any]:
 
 
 @router.get("/", response={200: Page[AlertOut], **ERRORS}, summary="List alerts, newest first")
-def list_alerts(request: HttpRequest, filters: Query[AlertFilters]) -> dict[str, Any]:
+def list_alerts(request: HttpRequest, filters: Query[AlertFilters]) -> HttpResponse:
     require(request, "alerts.view_alert")
-    return page(_filtered(filters).values(*LIST_FIELDS), filters, row=_row)
+    return reuse.page(
+        request,
+        f"alerts:{filters.model_dump_json()}",
+        revision.EPOCH,
+        Page[AlertOut],
+        lambda: page(_filtered(filters).values(*LIST_FIELDS), filters, row=_row),
+    )
 
 
 @router.post(
