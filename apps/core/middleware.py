@@ -13,7 +13,7 @@ import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from apps.core import context
+from apps.core import context, epochs
 from apps.core.proxies import client_ip, is_trusted
 
 Handler = Callable[[HttpRequest], HttpResponse]
@@ -68,6 +68,7 @@ class RequestContextMiddleware:
             )
         )
         try:
-            return self.get_response(request)
+            with epochs.one_read_per_request():
+                return self.get_response(request)
         finally:
             context.deactivate(token)
