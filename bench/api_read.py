@@ -11,23 +11,29 @@ API_TOKEN_CACHE_SECONDS is the portal's default with Redis (60: a token looked u
 minute per process, its epoch read every request) unless --token-cache-seconds says
 otherwise (0: looked up every request).
 
-Servers, both started at once and measured in turns:
+Servers, all started at once and measured in turns:
 
 - uvicorn: `manage.py runportal --no-worker`, as it serves (one process, uvloop,
   httptools, the whole Django chain in one thread);
 - gunicorn: `gunicorn -c opsportal/gunicorn.conf.py` (as production runs it) with
   --workers gthread workers of --threads threads each (defaults: 2 x 4 on this 2-core
-  machine; see GUNICORN below).
+  machine; see GUNICORN below);
+- gunicorn-fresh: the same with API_LIST_CACHE_SECONDS=0, so that every read of the list
+  queries and writes out its page (the others send again the page they kept while no
+  alert changes, as by default with Redis).
 
-Cases, for each server:
+Cases: for each server,
 
 - api: GET /api/v1/alerts/?state=firing with `Authorization: Bearer <read token>` of a
   superuser, answered with the 50 alerts (about 17 kB);
+
+and for uvicorn and gunicorn,
+
 - baseline: GET /bench/trivial, a plain view answering {"ok": true} through the same
   middleware: what any Django view costs on that server.
 
 Load: wrk (Debian's `wrk`), --clients keep-alive connections from one thread, for
---seconds per case and round after a warm-up; the four cases take turns for
+--seconds per case and round after a warm-up; the five cases take turns for
 --rounds rounds so that drift hits them alike. Without wrk, bench/load.py (asyncio)
 does the same. Reported: requests per second, latency p50 / p90 / p99 / max, the
 server's CPU per request (from /proc, the gunicorn workers included) and the load
@@ -78,6 +84,8 @@ PERCENTILES = ("p50", "p90", "p99", "max")
 # A worker per core keeps both cores busy with Python; threads overlap each worker's waits on PostgreSQL and
 # Redis (a third of a request here) and keep the 50 clients' connections open (sync workers close each one).
 GUNICORN = {"workers": 2, "threads": 4}
+SERVERS = ("uvicorn", "gunicorn", "gunicorn-fresh")
+BASELINE_OF = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "gunicorn-fresh": "gunicorn"}  # the bare view's server
 SEED = """
 import json
 from django.contrib.auth import get_user_model
@@ -138,14 +146,15 @@ def python_load(port: int, path: str, headers: dict[str, str], clients: int, sec
 
 
 def start_servers(env: dict[str, str], root: Path, workers: int, threads: int) -> dict[str, tuple[Process, int]]:
-    ports = {"uvicorn": free_port(), "gunicorn": free_port()}
+    ports = {name: free_port() for name in SERVERS}
     commands = {
-        "uvicorn": runportal(ports["uvicorn"], "--no-worker"),
-        "gunicorn": gunicorn(ports["gunicorn"], workers, threads),
+        "uvicorn": (runportal(ports["uvicorn"], "--no-worker"), {}),
+        "gunicorn": (gunicorn(ports["gunicorn"], workers, threads), {}),
+        "gunicorn-fresh": (gunicorn(ports["gunicorn-fresh"], workers, threads), {"API_LIST_CACHE_SECONDS": "0"}),
     }
     servers = {}
-    for name, command in commands.items():
-        server_env = {**env, "LOG_FILE": str(root / f"{name}.log")}
+    for name, (command, settings) in commands.items():
+        server_env = {**env, **settings, "LOG_FILE": str(root / f"{name}.log")}
         servers[name] = (Process(command, env=server_env, log=root / f"{name}.out"), ports[name])
     return servers
 
@@ -179,7 +188,8 @@ def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[Run]],
                 sizes[name] = check_answers(port, token)
             cases = {f"{name} {case}": (process, port, path, headers) for name, (process, port) in servers.items()
                      for case, path, headers in (("api", API, {"Authorization": f"Bearer {token}"}),
-                                                 ("baseline", BASELINE, {}))}  # fmt: skip
+                                                 ("baseline", BASELINE, {}))
+                     if case == "api" or BASELINE_OF[name] == name}  # fmt: skip
             for _, port, path, headers in cases.values():
                 drive(port, path, headers, args.clients, args.warmup, script)
             runs: dict[str, list[Run]] = {case: [] for case in cases}
@@ -189,7 +199,7 @@ def measure(args: argparse.Namespace, root: Path) -> tuple[dict[str, list[Run]],
                     run = drive(port, path, headers, args.clients, args.seconds, script)
                     run.server_cpu = cpu_seconds(process) - before
                     runs[case].append(run)
-                    progress(f"round {round_}/{args.rounds}: {case:<18} {run.per_second:8.0f}/s  "
+                    progress(f"round {round_}/{args.rounds}: {case:<20} {run.per_second:8.0f}/s  "
                              f"p99 {run.latency_ms['p99']:7.2f} ms  errors {run.errors}")  # fmt: skip
         finally:
             for process, _ in servers.values():
@@ -207,8 +217,8 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, dict]:
         # The worst round's percentiles: wrk gives percentiles, not samples to pool.
         latency = {name: max(run.latency_ms[name] for run in each) for name in PERCENTILES}
         cases[case] = case_figures(each, sum(run.server_cpu for run in each), latency)
-    for server in ("uvicorn", "gunicorn"):
-        api, baseline = cases[f"{server} api"], cases[f"{server} baseline"]
+    for server in SERVERS:
+        api, baseline = cases[f"{server} api"], cases[f"{BASELINE_OF[server]} baseline"]
         api["throughput_over_baseline"] = round(api["per_second"] / baseline["per_second"], 3)
         api["goal_met"] = api["per_second"] >= GOAL_PER_SECOND and api["p99_ms"] <= GOAL_P99_MS and not api["errors"]
     return cases
@@ -232,10 +242,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="opsportal-api-read-") as root:
         runs, setup = measure(args, Path(root))
     cases = summarise(runs)
-    print_cases("api_read", args, setup, cases, PERCENTILES, width=18, errors=True)
+    print_cases("api_read", args, setup, cases, PERCENTILES, width=20, errors=True)
     if args.json:
         return
-    for server in ("uvicorn", "gunicorn"):
+    for server in SERVERS:
         row = cases[f"{server} api"]
         verdict = "met" if row["goal_met"] else "NOT met"
         print(f"  {server} api: {row['throughput_over_baseline']:.2f}x its baseline's throughput; "

@@ -27,6 +27,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    by_group = getattr(config.option, "loadgroup", False)  # --dist loadgroup (pyproject.toml)
     for item in items:
         # schemathesis names its items "test[GET /path]" (tests/hooks/test_schema.py), but under pytest 9 their node
         # ids lack that suffix: every operation shared one id, and pytest-xdist, which schedules by id, ran two of
@@ -34,6 +35,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         label = getattr(item, "operation_label", None)
         if label and item.id.params is None:
             item._id = item.id.with_params(label)
+        # pytest-xdist 3.8 sends the tests of an xdist_group to one process by adding "@group" to their ids, in an
+        # attribute pytest 9 no longer reads (`_nodeid`): the tests of one group ran on both processes at once.
+        groups = sorted(str(mark.args[0]) for mark in item.iter_markers("xdist_group")) if by_group else []
+        if groups:
+            item._id = type(item.id).parse(f"{item.nodeid}@{'_'.join(groups)}")
         if item.get_closest_marker("postgres") and not POSTGRES_URL:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
         if item.get_closest_marker("redis") and not REDIS_URL:
