@@ -63,6 +63,15 @@ def audit_seals_inline():
         yield
 
 
+@pytest.fixture(autouse=True)
+def first_warnings() -> None:
+    """Each test logs its own first warning of an outage, whatever an earlier test in its process logged."""
+    from apps.core.repeats import Repeated
+
+    for repeated in Repeated.made:
+        repeated.reset()
+
+
 @pytest.fixture
 def superuser(django_user_model):
     return django_user_model.objects.create_superuser("alice", "alice@example.org", "alice-password-1")

@@ -25,8 +25,10 @@ from django.db import transaction
 from redis import RedisError
 
 from apps.core.cache import redis_of
+from apps.core.repeats import Repeated
 
 logger = structlog.get_logger(__name__)
+_unreadable = Repeated(logger, "epoch_unreadable")  # with Redis down, every API request would say so
 _keys: list[str] = []  # of every epoch, in the order they were made
 _read: contextvars.ContextVar[dict[str, int | None] | None] = contextvars.ContextVar("opsportal_epochs", default=None)
 
@@ -80,5 +82,5 @@ def _read_all() -> dict[str, int | None]:
         values = redis.mget([backend.make_and_validate_key(key) for key in _keys])  # Django's get_many costs more
         return {key: int(value) if value is not None else 0 for key, value in zip(_keys, values, strict=True)}
     except (RedisError, OSError, ValueError):
-        logger.warning("epoch_unreadable", epochs=_keys, exc_info=True)
+        _unreadable.warning(epochs=_keys, exc_info=True)
         return dict.fromkeys(_keys)

@@ -23,6 +23,7 @@ from redis import RedisError
 
 from apps.core import context
 from apps.core.cache import redis_of
+from apps.core.repeats import Repeated
 from apps.hooks import tokens
 from apps.hooks.api.problems import ApiError
 from apps.hooks.models import ApiToken, Scope
@@ -30,6 +31,7 @@ from apps.hooks.models import ApiToken, Scope
 logger = structlog.get_logger(__name__)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WINDOW_SECONDS = 60
+_uncounted = Repeated(logger, "api_rate_limit_unavailable")  # with Redis down, every request would say so
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +100,7 @@ def _count(caller: str) -> None:
         used = _counted(f"api-rate:{caller}:{window}")
     except (RedisError, OSError):
         # Redis down (the health checks say so): the API stays up for the people handling the outage, unlimited.
-        logger.warning("api_rate_limit_unavailable", exc_info=True)
+        _uncounted.warning(exc_info=True)
         return
     if used > limit:
         retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
