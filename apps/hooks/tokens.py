@@ -105,7 +105,7 @@ def token_authenticate(presented: str, *, ip: str | None) -> ApiToken | None:
 _recent: dict[str, tuple[float, int, ApiToken]] = {}
 RECENT_MAX = 10_000
 # A new value whenever a token or a user changed, which makes every web process look its tokens up again. Read
-# once a request that may reuse a token (one GET).
+# by each request that may reuse a token (with the other epochs, in one round trip: apps.core.epochs).
 EPOCH = Epoch("api-tokens:epoch")
 
 
