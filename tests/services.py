@@ -15,6 +15,14 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+# CACHES for a Redis that refuses connections at once (nothing listens on port 1): override_settings(CACHES=...).
+REDIS_DOWN = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
 
 
 def unreachable(postgres_url: str, redis_url: str) -> list[str]:

@@ -7,7 +7,7 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from apps.core import epochs
-from tests.hooks.test_token_lookup import REDIS_DOWN
+from tests.services import REDIS_DOWN
 
 
 @pytest.fixture

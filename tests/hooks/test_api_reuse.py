@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.alerts import revision, services
 from apps.alerts.models import Alert, Silence, State
 from apps.hooks.api import reuse
-from tests.hooks.test_token_lookup import REDIS_DOWN
+from tests.services import REDIS_DOWN
 
 pytestmark = pytest.mark.django_db
 ALERTS = "/api/v1/alerts/"

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.hooks import tokens
 from apps.hooks.models import ApiToken, Scope
+from tests.services import REDIS_DOWN
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 IP = "192.0.2.7"
@@ -131,16 +132,6 @@ def test_past_the_rate_limit_a_token_gets_429_with_retry_after_and_another_token
     assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert refused["Content-Type"] == "application/problem+json"
     assert 1 <= int(refused["Retry-After"]) <= 60
-
-
-# A Redis that refuses connections at once (nothing listens on port 1).
-REDIS_DOWN = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
 
 
 def test_with_redis_down_the_api_answers_unlimited_and_looks_tokens_up(superuser, make_token, settings, log_lines):
