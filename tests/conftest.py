@@ -47,16 +47,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True, scope="session")
-def audit_seals_inline():
-    """Seal the audit chain in the committing thread, so a test's events are sealed when its request returns.
+def in_process_settings():
+    """What the tests' own process does differently from a server, for the whole run:
 
-    (tests/audit/test_sealer.py runs the background sealer itself; servers started by tests run it too.)
+    - the audit chain is sealed in the committing thread, so a test's events are sealed when its request
+      returns (tests/audit/test_sealer.py runs the background sealer itself; servers started by tests run it);
+    - no metrics reporter thread starts (tests/metrics run reporters themselves);
+    - pages of the alerts list are not reused: most tests write in a transaction that never commits, so the
+      epoch that ends the reuse never moves (tests/hooks/test_api_reuse.py commits, and turns it on).
     """
     from django.test import override_settings
 
-    # Nor does any process start its metrics reporter thread: tests/metrics run reporters themselves. Nor are
-    # pages of the alerts list reused: most tests write in a transaction that never commits, so the epoch that
-    # ends the reuse never moves (tests/hooks/test_api_reuse.py commits, and turns it on).
     with override_settings(
         AUDIT_SEAL_IN_BACKGROUND=False, METRICS_REPORT_IN_BACKGROUND=False, API_LIST_CACHE_SECONDS=0
     ):
